@@ -1,0 +1,53 @@
+"""FastAPI dependencies as `Annotated` aliases: the only place routers get their services and
+the caller's identity from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from agent_api.bootstrap import Container
+from agent_api.domain.credentials import Principal
+from agent_api.domain.errors import PermissionDenied, Unauthenticated
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An access token from `POST /v1/auth/login`, or an API key (`sk-...`).",
+)
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def get_principal(
+    request: Request,
+    container: ContainerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """Authenticates the bearer credential. Raises Unauthenticated / InvalidToken."""
+    if credentials is None:
+        raise Unauthenticated("missing bearer token in the Authorization header")
+    principal = await container.auth.authenticate(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_session_principal(principal: CurrentPrincipal) -> Principal:
+    """Like CurrentPrincipal, but refuses API keys (403): for managing keys and sessions."""
+    if not principal.credential.is_session:
+        raise PermissionDenied("this needs a session token (log in); API keys may not do it")
+    return principal
+
+
+SessionPrincipal = Annotated[Principal, Depends(get_session_principal)]

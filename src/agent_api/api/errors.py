@@ -1,0 +1,173 @@
+"""The one error table: domain errors -> HTTP status, and the two error body formats.
+
+Native routes answer `{"success": false, "error": {"code", "message", "details"?}}`; the
+OpenAI-compatible routes answer `{"error": {"message", "type", "param", "code"}}`. Which one is
+decided by the path alone, so 404/405/413/422 and unexpected 500s use the right format too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agent_api.domain import errors as e
+
+
+class MethodNotAllowed(e.AppError):
+    """A transport-level error with no domain meaning: lives here, not in the domain tree."""
+
+    code = "METHOD_NOT_ALLOWED"
+    default_message = "method not allowed"
+
+
+STATUS: dict[type[e.AppError], int] = {
+    MethodNotAllowed: 405,
+    e.InvalidRequest: 400,
+    e.Unauthenticated: 401,
+    e.PermissionDenied: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.PayloadTooLarge: 413,
+    e.ValidationFailed: 422,
+    e.ToolFailed: 422,
+    e.RateLimited: 429,
+    e.UpstreamFailed: 502,
+    e.ServiceUnavailable: 503,
+    e.UpstreamTimeout: 504,
+    e.ToolTimeout: 504,
+}
+
+_HTTP_CODES = {
+    400: e.InvalidRequest,
+    401: e.Unauthenticated,
+    403: e.PermissionDenied,
+    404: e.NotFound,
+    405: MethodNotAllowed,
+    409: e.Conflict,
+    413: e.PayloadTooLarge,
+}
+
+# OpenAI `type` per status, and `code` where OpenAI clients look for a specific value.
+_OPENAI_TYPE = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+_OPENAI_CODE = {
+    "UNAUTHORIZED": "invalid_api_key",
+    "INVALID_TOKEN": "invalid_api_key",
+    "RATE_LIMITED": "rate_limit_exceeded",
+}
+OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/models", "/v1/completions", "/v1/embeddings")
+
+
+def status_for(exc: e.AppError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def is_openai_path(path: str) -> bool:
+    return path.startswith(OPENAI_PATH_PREFIXES)
+
+
+def openai_error(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    """The OpenAI error object for `status` and our UPPER_SNAKE `code`."""
+    if status >= 500:
+        err_type = "server_error"
+    else:
+        err_type = _OPENAI_TYPE.get(status, "invalid_request_error")
+    if code == "RATE_LIMITED_QUOTA":
+        err_type = code = "insufficient_quota"
+    return {
+        "error": {
+            "message": message,
+            "type": err_type,
+            "param": param,
+            "code": _OPENAI_CODE.get(code, code.lower()),
+        }
+    }
+
+
+def error_response(request_path: str, exc: e.AppError) -> JSONResponse:
+    """The response for an AppError on the surface that `request_path` belongs to."""
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    code = exc.code
+    if isinstance(exc, e.RateLimited):
+        headers.update(exc.headers)
+        headers["Retry-After"] = str(exc.retry_after)
+        if exc.quota:
+            headers["x-should-retry"] = "false"
+            code = "RATE_LIMITED_QUOTA" if is_openai_path(request_path) else code
+    elif isinstance(exc, e.ServiceUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, e.Conflict | e.UpstreamFailed) and status in (409, 502):
+        # Retrying a busy conversation or a failed upstream right away will not help.
+        headers["x-should-retry"] = "false"
+    if is_openai_path(request_path):
+        param = exc.param if isinstance(exc, e.InvalidRequest) else None
+        body = openai_error(status, code, exc.message, param)
+    else:
+        error: dict[str, Any] = {"code": code, "message": exc.message}
+        if exc.details is not None:
+            error["details"] = exc.details
+        body = {"success": False, "error": error}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "list_type", "model_type"})
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> e.AppError:
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return e.InvalidRequest("malformed JSON body")
+    if any(tuple(err["loc"]) == ("body",) and err.get("type") in _NOT_AN_OBJECT for err in errors):
+        # A body that is not JSON at all (e.g. sent as a form) or not the JSON type expected.
+        return e.InvalidRequest("the request body must be JSON of the documented shape")
+    details = [{"field": _field(tuple(err["loc"])), "message": err["msg"]} for err in errors]
+    if is_openai_path(request.url.path):
+        first = details[0] if details else {"field": None, "message": "invalid request"}
+        return e.InvalidRequest(f"{first['field']}: {first['message']}", param=first["field"])
+    return e.ValidationFailed("request validation failed", details=details)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_app_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, e.AppError)
+        return error_response(request.url.path, exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(request.url.path, _validation_error(request, exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = _HTTP_CODES.get(exc.status_code, e.InvalidRequest)
+        message = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route for {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        response = error_response(request.url.path, cls(message))
+        response.headers.update(exc.headers or {})
+        return response
+
+    app.add_exception_handler(e.AppError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+def internal_error_body(path: str, request_id: str) -> dict[str, Any]:
+    """The body of the one logged 500: no internals, only the request id to quote."""
+    message = f"internal server error (request id {request_id})"
+    if is_openai_path(path):
+        return openai_error(500, "INTERNAL_ERROR", message)
+    return {"success": False, "error": {"code": "INTERNAL_ERROR", "message": message}}

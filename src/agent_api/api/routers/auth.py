@@ -1,0 +1,141 @@
+"""Accounts and sessions: register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
+
+from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.schemas import CredentialOut, Envelope, UserOut, error_responses
+from agent_api.application.auth import TokenPair
+from agent_api.domain.users import (
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+)
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
+
+
+class RegisterRequest(BaseModel):
+    email: Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
+    password: Password
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
+    ]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"}
+            ]
+        }
+    }
+
+
+class LoginRequest(BaseModel):
+    email: Annotated[str, Field(min_length=1, max_length=EMAIL_MAX_LENGTH)]
+    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"email": "ada@example.com", "password": "correct horse battery"}]
+        }
+    }
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class UserPayload(BaseModel):
+    user: UserOut
+
+
+class TokenPayload(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="Lifetime of the access token in seconds")
+    user: UserOut
+
+    @classmethod
+    def of(cls, pair: TokenPair) -> TokenPayload:
+        return cls(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_in=pair.expires_in,
+            user=UserOut.of(pair.user),
+        )
+
+
+class MePayload(BaseModel):
+    user: UserOut
+    credential: CredentialOut
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an account",
+    description="The email is trimmed and lower-cased; an email taken in any letter case is "
+    "409 `EMAIL_TAKEN`. Passwords are 8 to 1024 characters.",
+    responses=error_responses(400, 409, 413, 422, 429),
+)
+async def register(body: RegisterRequest, container: ContainerDep) -> Envelope[UserPayload]:
+    user = await container.auth.register(body.email, body.password, body.name)
+    return Envelope(data=UserPayload(user=UserOut.of(user)))
+
+
+@router.post(
+    "/login",
+    summary="Log in: an access token and a refresh token",
+    description="401 `INVALID_CREDENTIALS` for an unknown email or a wrong password alike.",
+    responses=error_responses(400, 401, 422, 429),
+)
+async def login(body: LoginRequest, container: ContainerDep) -> Envelope[TokenPayload]:
+    pair = await container.auth.login(body.email, body.password)
+    return Envelope(data=TokenPayload.of(pair))
+
+
+@router.post(
+    "/refresh",
+    summary="Exchange a refresh token for a new pair (rotation)",
+    description="Every refresh token works once. Presenting one that was already used "
+    "revokes the whole session (401).",
+    responses=error_responses(400, 401, 422),
+)
+async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[TokenPayload]:
+    pair = await container.auth.refresh(body.refresh_token)
+    return Envelope(data=TokenPayload.of(pair))
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End the current session",
+    description="The session's access and refresh tokens stop working at once. "
+    "API keys get 403 (revoke them with `DELETE /v1/api-keys/{id}`).",
+    responses=error_responses(401, 403),
+)
+async def logout(principal: CurrentPrincipal, container: ContainerDep) -> Response:
+    await container.auth.logout(principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/me",
+    summary="The caller and the credential in use",
+    responses=error_responses(401),
+)
+async def me(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[MePayload]:
+    settings = container.settings
+    credential = CredentialOut.of(
+        principal.credential, settings.rate_limit_per_minute, settings.rate_limit_per_day
+    )
+    return Envelope(data=MePayload(user=UserOut.of(principal.user), credential=credential))

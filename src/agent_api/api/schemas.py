@@ -1,0 +1,131 @@
+"""Wire schemas shared by several routers: the native envelope, users, credentials, and the
+documented error responses. Feature-specific schemas live beside their router."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_api.domain.credentials import Credential
+from agent_api.domain.users import User
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """The native success envelope: `{"success": true, "data": ...}`."""
+
+    success: Literal[True] = True
+    data: T
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["INVALID_TOKEN"])
+    message: str = Field(examples=["invalid or expired token"])
+    details: Any | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False] = False
+    error: ErrorDetail
+
+
+class OpenAIErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    error: OpenAIErrorObject
+
+
+_ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
+    400: ("INVALID_REQUEST", "malformed JSON body"),
+    401: ("INVALID_TOKEN", "invalid or expired token"),
+    403: ("FORBIDDEN", "this credential may not do that"),
+    404: ("NOT_FOUND", "not found"),
+    409: ("CONFLICT", "conflict with the current state"),
+    413: ("PAYLOAD_TOO_LARGE", "request body exceeds 1048576 bytes"),
+    422: ("VALIDATION_ERROR", "request validation failed"),
+    429: ("RATE_LIMITED", "rate limit exceeded"),
+    502: ("UPSTREAM_ERROR", "the language model upstream failed"),
+    503: ("SERVICE_UNAVAILABLE", "a dependency is unavailable"),
+    504: ("UPSTREAM_TIMEOUT", "the language model upstream timed out"),
+}
+
+
+def error_responses(*statuses: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting the error answers a route can give."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        code, message = _ERROR_EXAMPLES[status]
+        if openai:
+            example: dict[str, Any] = {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": code.lower(),
+                }
+            }
+            model: type[BaseModel] = OpenAIError
+        else:
+            example = {"success": False, "error": {"code": code, "message": message}}
+            model = ErrorEnvelope
+        out[status] = {"model": model, "content": {"application/json": {"example": example}}}
+    return out
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    email: str
+    name: str
+    role: str
+    is_active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role.value,
+            is_active=user.is_active,
+            created_at=user.created_at,
+        )
+
+
+class CredentialOut(BaseModel):
+    type: Literal["session", "api_key"]
+    id: UUID
+    allowed_tools: list[str] | None
+    allowed_models: list[str] | None
+    rate_limit_per_minute: int
+    rate_limit_per_day: int
+    expires_at: datetime | None
+
+    @classmethod
+    def of(
+        cls, credential: Credential, default_per_minute: int, default_per_day: int
+    ) -> CredentialOut:
+        return cls(
+            type=credential.type.value,
+            id=credential.id,
+            allowed_tools=None
+            if credential.allowed_tools is None
+            else sorted(credential.allowed_tools),
+            allowed_models=None
+            if credential.allowed_models is None
+            else sorted(credential.allowed_models),
+            rate_limit_per_minute=credential.rate_limit_per_minute or default_per_minute,
+            rate_limit_per_day=credential.rate_limit_per_day or default_per_day,
+            expires_at=credential.expires_at,
+        )

@@ -1,0 +1,151 @@
+"""Settings read from the environment (and `.env` when present).
+
+Every variable of the configuration table in the README is a field here, named after the
+variable in lower case. Nothing is read at import time: build `Settings()` where it is needed
+(the CLI and `create_app`). Bad values stop startup with a message naming the variable; nothing
+is silently defaulted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# Secrets that appear in public examples (the Go original's default among them).
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {
+        "change-me-in-production-please",
+        "changeme",
+        "secret",
+        "your-secret-key",
+        "your-super-secret-jwt-key-change-in-production",
+    }
+)
+MIN_JWT_SECRET_BYTES = 32
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`15m`, `168h`, `7d`, `30s`, `250ms` or a bare number of seconds -> timedelta.
+
+    Raises ValueError for anything else (including zero and negative values).
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with a unit, e.g. 30s, 15m, 168h, 7d"
+        )
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {value!r}: must be positive")
+    return timedelta(seconds=seconds)
+
+
+def split_csv(value: Any) -> Any:
+    """A comma-separated string -> list of trimmed, non-empty items; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(split_csv)]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Field groups follow the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # server
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(8080, ge=1, le=65535)
+    shutdown_timeout: Duration = timedelta(seconds=30)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    cors_origins: CsvList = []
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    # database
+    database_url: str = "sqlite+aiosqlite:///./agent_api.db"
+    db_pool_size: int = Field(10, ge=1)
+    db_pool_timeout: Duration = timedelta(seconds=5)
+    db_auto_migrate: bool = True
+
+    # cache and limits
+    redis_url: str | None = None
+    rate_limit_enabled: bool = True
+    rate_limit_per_minute: int = Field(60, ge=1)
+    rate_limit_per_day: int = Field(10_000, ge=1)
+    auth_rate_limit_per_minute: int = Field(10, ge=1)
+
+    # auth
+    jwt_secret: SecretStr | None = None
+    jwt_access_ttl: Duration = timedelta(minutes=15)
+    jwt_refresh_ttl: Duration = timedelta(days=7)
+    jwt_issuer: str = "agent-api"
+    jwt_audience: str = "agent-api"
+
+    # LLM and agent
+    llm_provider: Literal["openai", "demo"] | None = None
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_default_model: str = "gpt-4o-mini"
+    llm_models: CsvList = []
+    llm_timeout: Duration = timedelta(seconds=120)
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    agent_max_iterations: int = Field(10, ge=1, le=100)
+
+    # tools
+    tools_max_concurrent: int = Field(10, ge=1, le=256)
+    tool_timeout: Duration = timedelta(seconds=30)
+    tools_requiring_approval: CsvList = []
+    web_search_api_key: SecretStr | None = None
+    web_search_base_url: str = "https://api.search.brave.com/res/v1/web/search"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.uses_postgres:
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if not secret:
+                raise ValueError("JWT_SECRET is required when DATABASE_URL points at PostgreSQL")
+            if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+                raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long")
+            if secret.lower() in KNOWN_DEFAULT_SECRETS:
+                raise ValueError("JWT_SECRET is a published default; generate your own")
+        if self.llm_provider == "openai" and not self.llm_base_url:
+            raise ValueError("LLM_PROVIDER=openai needs LLM_BASE_URL")
+        return self
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def effective_llm_provider(self) -> Literal["openai", "demo"]:
+        """`openai` when an endpoint is configured, otherwise the offline `demo` model."""
+        if self.llm_provider:
+            return self.llm_provider
+        return "openai" if self.llm_base_url else "demo"
+
+    @property
+    def offered_models(self) -> list[str]:
+        """Models offered by `/v1/models`: LLM_MODELS, else the default (`demo` when offline)."""
+        if self.effective_llm_provider == "demo":
+            return ["demo"]
+        models = list(self.llm_models) or [self.llm_default_model]
+        if self.llm_default_model not in models:
+            models.insert(0, self.llm_default_model)
+        return models

@@ -1,0 +1,1 @@
+"""SQLAlchemy (Core, async) persistence: schema, the Database handle and the repositories."""
