@@ -24,6 +24,7 @@ from agent_api.infrastructure.db.api_keys import SqlApiKeyRepository
 from agent_api.infrastructure.db.database import Database, create_engine
 from agent_api.infrastructure.db.sessions import SqlSessionRepository
 from agent_api.infrastructure.db.users import SqlUserRepository
+from agent_api.infrastructure.metrics import Metrics
 from agent_api.infrastructure.passwords import Argon2PasswordHasher
 
 log = structlog.get_logger("agent_api.bootstrap")
@@ -36,6 +37,7 @@ class Container:
     settings: Settings
     db: Database
     redis: Redis | None
+    metrics: Metrics
     auth: AuthService
 
 
@@ -66,6 +68,7 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         redis = Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=10
         )
+    metrics = pick("metrics", None) or Metrics()
     try:
         if settings.db_auto_migrate:
             await migrations.upgrade(engine)
@@ -86,7 +89,7 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         )
         if overrides:
             raise TypeError(f"unknown overrides: {', '.join(sorted(overrides))}")
-        yield Container(settings=settings, db=db, redis=redis, auth=auth)
+        yield Container(settings=settings, db=db, redis=redis, metrics=metrics, auth=auth)
     finally:
         if redis is not None:
             await redis.aclose()
