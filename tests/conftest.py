@@ -17,12 +17,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -42,6 +43,8 @@ TEST_DATABASE_URL = os.environ.get(
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+# Rate-limit counters of this test session in the shared Redis (never flushed by tests).
+TEST_RATE_LIMIT_PREFIX = f"agent-api-test-{uuid.uuid4().hex[:12]}"
 
 _unavailable: dict[str, str] = {}
 
@@ -77,11 +80,12 @@ def free_port() -> int:
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database for this test session (dropped afterwards)."""
+@asynccontextmanager
+async def fresh_database(purpose: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database (dropped afterwards); skips or fails when PostgreSQL
+    is unreachable (see `require_service`)."""
     admin = create_async_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    name = f"agent_api_test_{uuid.uuid4().hex[:12]}"
+    name = f"agent_api_{purpose}_{uuid.uuid4().hex[:12]}"
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -97,16 +101,35 @@ async def pg_url() -> AsyncIterator[str]:
         await admin.dispose()
 
 
-@pytest.fixture(scope="session")
-async def migrated_pg_url(pg_url: str) -> str:
-    """`pg_url` with every migration applied."""
+async def migrate(url: str) -> str:
     from agent_api.infrastructure.db import migrations
     from agent_api.infrastructure.db.database import create_engine
 
-    engine = create_engine(pg_url)
+    engine = create_engine(url)
     await migrations.upgrade(engine)
     await engine.dispose()
-    return pg_url
+    return url
+
+
+@pytest.fixture(scope="session")
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for this test session's in-process tests."""
+    async with fresh_database("test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def migrated_pg_url(pg_url: str) -> str:
+    """`pg_url` with every migration applied."""
+    return await migrate(pg_url)
+
+
+@pytest.fixture(scope="session")
+async def server_pg_url() -> AsyncIterator[str]:
+    """A migrated database of its own for server processes (e2e), so what they write never
+    shows up in the in-process tests' database."""
+    async with fresh_database("e2e") as url:
+        yield await migrate(url)
 
 
 # --- Redis -----------------------------------------------------------------------------------
@@ -135,6 +158,7 @@ def make_settings(tmp_path: Path, **values: Any) -> Settings:
     read from the environment or a .env file."""
     values.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
     values.setdefault("jwt_secret", TEST_JWT_SECRET)
+    values.setdefault("rate_limit_key_prefix", TEST_RATE_LIMIT_PREFIX)
     values.setdefault("log_level", "warning")
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -181,46 +205,66 @@ def bearer(token: str) -> dict[str, str]:
 def live_server(env: dict[str, str], *, timeout: float = 30.0) -> Iterator[str]:
     """Runs `agent-api serve` in a subprocess on a free port; yields its base URL and stops it
     with SIGTERM (SIGKILL after 10 s). The child inherits nothing from a .env file."""
+    with server_process(env, timeout=timeout) as (_, base_url):
+        yield base_url
+
+
+@contextmanager
+def server_process(
+    env: dict[str, str], *, timeout: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Like `live_server`, but yields the process too (for signal and crash tests)."""
     port = free_port()
     child_env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
         "JWT_SECRET": TEST_JWT_SECRET,
         "LOG_LEVEL": "warning",
+        "RATE_LIMIT_KEY_PREFIX": TEST_RATE_LIMIT_PREFIX,
+        "AUTH_RATE_LIMIT_PER_MINUTE": "1000",
         **env,
         "SERVER_HOST": "127.0.0.1",
         "SERVER_PORT": str(port),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent_api", "serve"],
-        env=child_env,
-        cwd=env.get("AGENT_API_CWD", str(ROOT)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{output}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy in time")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        proc.terminate()
+    # Output goes to a file, not a pipe nobody reads (a full pipe would block the server).
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent_api", "serve"],
+            env=child_env,
+            cwd=env.get("AGENT_API_CWD", str(ROOT)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base_url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            _wait_healthy(proc, base_url, log, timeout)
+            yield proc, base_url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _wait_healthy(
+    proc: subprocess.Popen[bytes], base_url: str, log: IO[bytes], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            output = log.read().decode(errors="replace")[-5000:]
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not become healthy in time")
+        time.sleep(0.1)
 
 
 async def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.05) -> None:

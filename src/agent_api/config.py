@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -46,9 +46,15 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(
             f"invalid duration {value!r}: use a number with a unit, e.g. 30s, 15m, 168h, 7d"
         )
-    if seconds <= 0:
+    try:
+        duration = timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        # timedelta's own errors (e.g. "99999999999999d") would escape pydantic's validation
+        # as a raw traceback instead of a message naming the variable.
+        raise ValueError(f"invalid duration {value!r}: out of range") from None
+    if duration <= timedelta(0):
         raise ValueError(f"invalid duration {value!r}: must be positive")
-    return timedelta(seconds=seconds)
+    return duration
 
 
 def split_csv(value: Any) -> Any:
@@ -56,6 +62,10 @@ def split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -75,8 +85,10 @@ class Settings(BaseSettings):
     shutdown_timeout: Duration = timedelta(seconds=30)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     cors_origins: CsvList = []
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
+        "info"
+    )
+    log_format: Annotated[Literal["json", "console"], BeforeValidator(_lower)] = "json"
 
     # database
     database_url: str = "sqlite+aiosqlite:///./agent_api.db"
@@ -90,6 +102,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(60, ge=1)
     rate_limit_per_day: int = Field(10_000, ge=1)
     auth_rate_limit_per_minute: int = Field(10, ge=1)
+    # Namespace of the limit counters in Redis, for a Redis shared with other applications.
+    rate_limit_key_prefix: str = Field("agent-api:rl", min_length=1, max_length=100)
 
     # auth
     jwt_secret: SecretStr | None = None
@@ -107,6 +121,9 @@ class Settings(BaseSettings):
     llm_timeout: Duration = timedelta(seconds=120)
     llm_max_retries: int = Field(2, ge=0, le=10)
     agent_max_iterations: int = Field(10, ge=1, le=100)
+    # How long a run's claim on its conversation holds without renewal (renewed every third
+    # of it while the run lives): after a crash the conversation is free again this soon.
+    agent_run_lease: Duration = timedelta(seconds=60)
 
     # tools
     tools_max_concurrent: int = Field(10, ge=1, le=256)
@@ -115,12 +132,19 @@ class Settings(BaseSettings):
     web_search_api_key: SecretStr | None = None
     web_search_base_url: str = "https://api.search.brave.com/res/v1/web/search"
 
+    @field_validator("jwt_secret", "llm_api_key", "web_search_api_key", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`VAR=` (as in a copied .env.example) means unset, not an empty secret or URL."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.uses_postgres:
-            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if not secret:
-                raise ValueError("JWT_SECRET is required when DATABASE_URL points at PostgreSQL")
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        if self.uses_postgres and not secret:
+            raise ValueError("JWT_SECRET is required when DATABASE_URL points at PostgreSQL")
+        # A secret that is given is checked whatever the database: a weak one is never used.
+        if secret:
             if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
                 raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long")
             if secret.lower() in KNOWN_DEFAULT_SECRETS:

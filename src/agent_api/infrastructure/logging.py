@@ -43,8 +43,14 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # aiosqlite's debug lines carry every statement's parameters (password hashes, key
+    # hashes): never below INFO, whatever LOG_LEVEL says.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
     # We log every request ourselves (with the request id); uvicorn's access log would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # Library chatter (each outgoing HTTP request, each migration plugin) only when debugging.
+    for name in ("httpx", "httpcore", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

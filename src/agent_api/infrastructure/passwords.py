@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import anyio
 from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
@@ -36,9 +37,24 @@ class Argon2PasswordHasher:
         return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._limiter)
 
     async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        """(matches, new hash when the stored one is outdated). Never raises for any input:
+        a stored hash no hasher recognises, or a password bcrypt refuses, is a mismatch."""
         return await anyio.to_thread.run_sync(
-            self._hash.verify_and_update, password, password_hash, limiter=self._limiter
+            self._verify, password, password_hash, limiter=self._limiter
         )
+
+    def _verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        try:
+            return self._hash.verify_and_update(password, password_hash)
+        except UnknownHashError:
+            # A placeholder or corrupt hash (e.g. "!" for a disabled account) never matches;
+            # spend the time of a real verification so such accounts cannot be told apart.
+            self._hash.verify(password, self._dummy_hash)
+            return False, None
+        except ValueError:
+            # bcrypt refuses passwords over 72 bytes. The Go original could not store one,
+            # so such a password cannot match a bcrypt hash.
+            return False, None
 
     async def dummy_verify(self) -> None:
         await self.verify("not the password", self._dummy_hash)

@@ -1,0 +1,157 @@
+"""Hand-written fakes of the ports in `agent_api.application.ports`, for unit tests.
+
+Each fake keeps its state in plain dicts that tests may inspect, and honours the port's
+documented contract (e.g. `FakeUserRepository.add` raises EmailTaken, `FakeSessionRepository.
+rotate` is a compare-and-swap). Add fakes for new ports here, one class per port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from agent_api.domain.api_keys import ApiKey
+from agent_api.domain.errors import EmailTaken
+from agent_api.domain.sessions import Session
+from agent_api.domain.users import User
+
+
+class FakeClock:
+    """A settable clock: `clock()` returns `now`; `advance()` moves it forward."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+class FakeUserRepository:
+    def __init__(self) -> None:
+        self.users: dict[UUID, User] = {}
+
+    async def add(self, user: User) -> None:
+        if any(existing.email == user.email for existing in self.users.values()):
+            raise EmailTaken()
+        self.users[user.id] = user
+
+    async def get(self, user_id: UUID) -> User | None:
+        return self.users.get(user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self.users.values() if u.email == email), None)
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str, now: datetime) -> None:
+        user = self.users[user_id]
+        self.users[user_id] = dataclasses.replace(user, password_hash=password_hash, updated_at=now)
+
+    def deactivate(self, user_id: UUID) -> None:
+        """Test helper: mark a user inactive."""
+        self.users[user_id] = dataclasses.replace(self.users[user_id], is_active=False)
+
+
+class FakeSessionRepository:
+    def __init__(self, users: FakeUserRepository) -> None:
+        self._users = users
+        self.sessions: dict[UUID, Session] = {}
+        self.revoked_reasons: dict[UUID, str] = {}
+
+    async def add(self, session: Session) -> None:
+        self.sessions[session.id] = session
+
+    async def get_active_with_user(
+        self, session_id: UUID, now: datetime
+    ) -> tuple[Session, User] | None:
+        session = self.sessions.get(session_id)
+        if session is None or not session.is_active(now):
+            return None
+        user = self._users.users.get(session.user_id)
+        return None if user is None else (session, user)
+
+    async def rotate(
+        self, session_id: UUID, old_jti: str, new_jti: str, expires_at: datetime, now: datetime
+    ) -> bool:
+        session = self.sessions.get(session_id)
+        if session is None or not session.is_active(now) or session.refresh_jti != old_jti:
+            return False
+        self.sessions[session_id] = dataclasses.replace(
+            session, refresh_jti=new_jti, expires_at=expires_at
+        )
+        return True
+
+    async def revoke(self, session_id: UUID, reason: str, now: datetime) -> None:
+        session = self.sessions.get(session_id)
+        if session is None or session.revoked_at is not None:
+            return
+        self.sessions[session_id] = dataclasses.replace(session, revoked_at=now)
+        self.revoked_reasons[session_id] = reason
+
+
+class FakeApiKeyRepository:
+    def __init__(self, users: FakeUserRepository) -> None:
+        self._users = users
+        self.keys: dict[str, ApiKey] = {}
+        self.touches = 0
+
+    def put(self, key: ApiKey) -> None:
+        """Test helper: store a key (indexed by its hash)."""
+        self.keys[key.key_hash] = key
+
+    async def get_by_hash_with_user(self, key_hash: str) -> tuple[ApiKey, User] | None:
+        key = self.keys.get(key_hash)
+        if key is None:
+            return None
+        user = self._users.users.get(key.user_id)
+        return None if user is None else (key, user)
+
+    async def add(self, key: ApiKey) -> None:
+        self.keys[key.key_hash] = key
+
+    async def list_for_user(self, user_id: UUID) -> list[ApiKey]:
+        owned = [k for k in self.keys.values() if k.user_id == user_id]
+        return sorted(owned, key=lambda k: k.created_at, reverse=True)
+
+    async def revoke(self, user_id: UUID, key_id: UUID, now: datetime) -> bool:
+        for key_hash, key in self.keys.items():
+            if key.id == key_id and key.user_id == user_id:
+                if key.revoked_at is None:
+                    self.keys[key_hash] = dataclasses.replace(key, revoked_at=now)
+                return True
+        return False
+
+    async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
+        for key_hash, key in self.keys.items():
+            if key.id == key_id and key.needs_touch(now):
+                self.keys[key_hash] = dataclasses.replace(key, last_used_at=now)
+                self.touches += 1
+
+
+class FakeHasher:
+    """A fast, transparent PasswordHasher: `fake$<password>` is current; `legacy$<password>`
+    stands for an outdated scheme (like the Go database's bcrypt) and is upgraded on verify."""
+
+    CURRENT = "fake$"
+    LEGACY = "legacy$"
+
+    def __init__(self) -> None:
+        self.dummy_verifies = 0
+        self.verifies = 0
+
+    async def hash(self, password: str) -> str:
+        return self.CURRENT + password
+
+    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        self.verifies += 1
+        for prefix in (self.CURRENT, self.LEGACY):
+            if password_hash.startswith(prefix):
+                matches = password_hash.removeprefix(prefix) == password
+                outdated = prefix == self.LEGACY
+                return matches, (await self.hash(password) if matches and outdated else None)
+        return False, None
+
+    async def dummy_verify(self) -> None:
+        self.dummy_verifies += 1
