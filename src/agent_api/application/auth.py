@@ -137,6 +137,9 @@ class AuthService:
             if not key.is_usable(now):
                 raise InvalidToken("API key expired or revoked")
             credential = key.credential()
+            if user.is_active and key.needs_touch(now):
+                # At most one write per key per minute, not one per request.
+                await self._api_keys.touch_last_used(key.id, now)
         else:
             claims = self._tokens.verify(bearer, TokenType.ACCESS)
             found = await self._sessions.get_active_with_user(claims.session_id, now)

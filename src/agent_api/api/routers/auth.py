@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.deps import ContainerDep, CurrentPrincipal, limit_auth_attempt
 from agent_api.api.schemas import CredentialOut, Envelope, UserOut, error_responses
 from agent_api.application.auth import TokenPair
 from agent_api.domain.users import (
@@ -85,9 +85,12 @@ class MePayload(BaseModel):
     summary="Create an account",
     description="The email is trimmed and lower-cased; an email taken in any letter case is "
     "409 `EMAIL_TAKEN`. Passwords are 8 to 1024 characters.",
-    responses=error_responses(400, 409, 413, 422, 429),
+    responses=error_responses(400, 409, 413, 422, 429, 503),
 )
-async def register(body: RegisterRequest, container: ContainerDep) -> Envelope[UserPayload]:
+async def register(
+    body: RegisterRequest, request: Request, container: ContainerDep
+) -> Envelope[UserPayload]:
+    await limit_auth_attempt(request, container, "register", body.email)
     user = await container.auth.register(body.email, body.password, body.name)
     return Envelope(data=UserPayload(user=UserOut.of(user)))
 
@@ -96,9 +99,12 @@ async def register(body: RegisterRequest, container: ContainerDep) -> Envelope[U
     "/login",
     summary="Log in: an access token and a refresh token",
     description="401 `INVALID_CREDENTIALS` for an unknown email or a wrong password alike.",
-    responses=error_responses(400, 401, 422, 429),
+    responses=error_responses(400, 401, 422, 429, 503),
 )
-async def login(body: LoginRequest, container: ContainerDep) -> Envelope[TokenPayload]:
+async def login(
+    body: LoginRequest, request: Request, container: ContainerDep
+) -> Envelope[TokenPayload]:
+    await limit_auth_attempt(request, container, "login", body.email)
     pair = await container.auth.login(body.email, body.password)
     return Envelope(data=TokenPayload.of(pair))
 

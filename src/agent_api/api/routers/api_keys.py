@@ -1,0 +1,162 @@
+"""API keys: create (the secret is shown this once), list, revoke. Session tokens only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from agent_api.api.deps import ContainerDep, SessionPrincipal
+from agent_api.api.schemas import Envelope, error_responses
+from agent_api.application.api_keys import KeySpec
+from agent_api.domain.api_keys import (
+    LIST_ITEM_MAX_LENGTH,
+    MAX_LIST_ITEMS,
+    MAX_RATE_LIMIT_PER_DAY,
+    MAX_RATE_LIMIT_PER_MINUTE,
+    NAME_MAX_LENGTH,
+    ApiKey,
+)
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LIST_ITEM_MAX_LENGTH)
+]
+NameList = Annotated[
+    Annotated[list[Name], Field(max_length=MAX_LIST_ITEMS)] | Literal["*"] | None,
+    Field(
+        description='Names allowed: `null` or absent = all, `[]` = none, `"*"` (or `["*"]`) = all.',
+    ),
+]
+
+
+class CreateApiKeyRequest(BaseModel):
+    # Unknown fields are refused: a misspelt `allowed_tools` would otherwise silently grant
+    # every tool.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "ci-bot",
+                    "allowed_tools": ["calculator"],
+                    "allowed_models": ["gpt-4o-mini"],
+                    "expires_at": "2030-01-01T00:00:00Z",
+                    "rate_limit_per_minute": 30,
+                }
+            ]
+        },
+    )
+
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
+    ]
+    allowed_tools: NameList = None
+    allowed_models: NameList = None
+    expires_at: datetime | None = Field(
+        None, description="Must be in the future; a time without offset is UTC."
+    )
+    rate_limit_per_minute: int | None = Field(
+        None, ge=1, le=MAX_RATE_LIMIT_PER_MINUTE, description="Default: RATE_LIMIT_PER_MINUTE."
+    )
+    rate_limit_per_day: int | None = Field(
+        None, ge=1, le=MAX_RATE_LIMIT_PER_DAY, description="Default: RATE_LIMIT_PER_DAY."
+    )
+
+    def spec(self) -> KeySpec:
+        def names(value: list[str] | Literal["*"] | None) -> list[str] | None:
+            return ["*"] if value == "*" else value
+
+        return KeySpec(
+            name=self.name,
+            allowed_tools=names(self.allowed_tools),
+            allowed_models=names(self.allowed_models),
+            expires_at=self.expires_at,
+            rate_limit_per_minute=self.rate_limit_per_minute,
+            rate_limit_per_day=self.rate_limit_per_day,
+        )
+
+
+class ApiKeyOut(BaseModel):
+    id: UUID
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it.")
+    allowed_tools: list[str] | None
+    allowed_models: list[str] | None
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="Updated at most once a minute.")
+    rate_limit_per_minute: int | None = Field(description="`null` = the server default.")
+    rate_limit_per_day: int | None = Field(description="`null` = the server default.")
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            allowed_tools=key.allowed_tools,
+            allowed_models=key.allowed_models,
+            expires_at=key.expires_at,
+            last_used_at=key.last_used_at,
+            rate_limit_per_minute=key.rate_limit_per_minute,
+            rate_limit_per_day=key.rate_limit_per_day,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class CreatedApiKey(BaseModel):
+    api_key: ApiKeyOut
+    key: str = Field(description="The secret (`sk-...`). Shown this once: store it now.")
+
+
+class ApiKeyList(BaseModel):
+    api_keys: list[ApiKeyOut]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key (the secret is returned this once)",
+    description="Needs a session token (an API key gets 403). Only the key's SHA-256 is "
+    "stored: the `key` in this answer cannot be shown again.",
+    responses=error_responses(400, 401, 403, 422, 429),
+)
+async def create_api_key(
+    body: CreateApiKeyRequest, principal: SessionPrincipal, container: ContainerDep
+) -> Envelope[CreatedApiKey]:
+    created = await container.api_keys.create(principal, body.spec())
+    return Envelope(data=CreatedApiKey(api_key=ApiKeyOut.of(created.api_key), key=created.secret))
+
+
+@router.get(
+    "",
+    summary="List your API keys (by prefix; revoked ones included)",
+    responses=error_responses(401, 403, 429),
+)
+async def list_api_keys(
+    principal: SessionPrincipal, container: ContainerDep
+) -> Envelope[ApiKeyList]:
+    keys = await container.api_keys.list(principal)
+    return Envelope(data=ApiKeyList(api_keys=[ApiKeyOut.of(key) for key in keys]))
+
+
+@router.delete(
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an API key",
+    description="The key fails from its next request on. Revoking a revoked key is a no-op; "
+    "a key that is not yours is 404.",
+    responses=error_responses(401, 403, 404, 422, 429),
+)
+async def revoke_api_key(
+    key_id: UUID, principal: SessionPrincipal, container: ContainerDep
+) -> Response:
+    await container.api_keys.revoke(principal, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

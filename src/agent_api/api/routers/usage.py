@@ -1,0 +1,71 @@
+"""Token usage of the caller: totals and groups over a period."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.schemas import Envelope, error_responses
+from agent_api.application.ports import UsageBucket, UsageGrouping
+from agent_api.application.usage import MAX_PERIOD
+
+router = APIRouter(prefix="/v1/usage", tags=["usage"])
+
+
+class UsageTotals(BaseModel):
+    requests: int = Field(description="LLM calls")
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class UsageGroup(UsageTotals):
+    key: str | None = Field(
+        description="The UTC day (`YYYY-MM-DD`), the model, or the API key id "
+        "(`null` = through session tokens)."
+    )
+
+    @classmethod
+    def of(cls, bucket: UsageBucket) -> UsageGroup:
+        return cls(**bucket._asdict())
+
+
+class UsagePayload(BaseModel):
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    group_by: UsageGrouping
+    totals: UsageTotals
+    groups: list[UsageGroup]
+
+
+@router.get(
+    "",
+    summary="Your LLM token usage, in total and per day, model or API key",
+    description="Counts usage with `from <= time < to` (default: the last 30 days; at most "
+    f"{MAX_PERIOD.days} days; times without offset are UTC). With a session token: all your "
+    "usage. With an API key: the usage made with that key.",
+    responses=error_responses(401, 422, 429),
+)
+async def get_usage(
+    principal: CurrentPrincipal,
+    container: ContainerDep,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: Annotated[datetime | None, Query()] = None,
+    group_by: Annotated[UsageGrouping, Query()] = "day",
+) -> Envelope[UsagePayload]:
+    report = await container.usage.report(principal, from_, to, group_by)
+    totals = report.totals._asdict()
+    del totals["key"]
+    return Envelope(
+        data=UsagePayload(
+            from_=report.start,
+            to=report.end,
+            group_by=report.group_by,
+            totals=UsageTotals(**totals),
+            groups=[UsageGroup.of(bucket) for bucket in report.groups],
+        )
+    )

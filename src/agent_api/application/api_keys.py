@@ -1,0 +1,100 @@
+"""API key management: create (the secret is returned this once), list, revoke.
+
+Only a session may manage keys: a key that could mint or revoke keys would turn one leaked
+key into unlimited ones. Every operation is scoped to the caller's own keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from agent_api.application.ports import ApiKeyRepository, UserRepository
+from agent_api.domain.api_keys import ApiKey
+from agent_api.domain.credentials import Principal
+from agent_api.domain.errors import NotFound, PermissionDenied
+from agent_api.domain.users import User, normalize_email
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    """A freshly created key and its raw secret. The secret is not stored anywhere: hand it
+    to the caller once and drop it."""
+
+    api_key: ApiKey
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What the creator asks for (see `ApiKey.issue` for the rules)."""
+
+    name: str
+    allowed_tools: Iterable[str] | None = None
+    allowed_models: Iterable[str] | None = None
+    expires_at: datetime | None = None
+    rate_limit_per_minute: int | None = None
+    rate_limit_per_day: int | None = None
+
+
+class ApiKeyService:
+    def __init__(
+        self, api_keys: ApiKeyRepository, users: UserRepository, clock: Clock = utcnow
+    ) -> None:
+        self._api_keys = api_keys
+        self._users = users
+        self._now = clock
+
+    async def create(self, principal: Principal, spec: KeySpec) -> NewApiKey:
+        """Creates a key for the caller. Raises PermissionDenied for API keys,
+        ValidationFailed for a bad spec."""
+        _require_session(principal)
+        return await self._issue(principal.user, spec)
+
+    async def list(self, principal: Principal) -> list[ApiKey]:
+        """The caller's keys, revoked ones included, newest first. Raises PermissionDenied
+        for API keys."""
+        _require_session(principal)
+        return await self._api_keys.list_for_user(principal.user.id)
+
+    async def revoke(self, principal: Principal, key_id: UUID) -> None:
+        """Revokes one of the caller's keys (idempotent); it fails on its next use.
+        Raises PermissionDenied for API keys, NotFound for a key that is not the caller's."""
+        _require_session(principal)
+        if not await self._api_keys.revoke(principal.user.id, key_id, self._now()):
+            raise NotFound("API key not found")
+
+    async def create_for_email(self, email: str, spec: KeySpec) -> NewApiKey:
+        """For the operator's command line. Raises NotFound for an unknown email,
+        ValidationFailed for a bad spec."""
+        user = await self._users.get_by_email(normalize_email(email))
+        if user is None:
+            raise NotFound(f"no user with email {normalize_email(email)}")
+        return await self._issue(user, spec)
+
+    async def _issue(self, user: User, spec: KeySpec) -> NewApiKey:
+        key, secret = ApiKey.issue(
+            user_id=user.id,
+            name=spec.name,
+            now=self._now(),
+            allowed_tools=spec.allowed_tools,
+            allowed_models=spec.allowed_models,
+            expires_at=spec.expires_at,
+            rate_limit_per_minute=spec.rate_limit_per_minute,
+            rate_limit_per_day=spec.rate_limit_per_day,
+        )
+        await self._api_keys.add(key)
+        return NewApiKey(api_key=key, secret=secret)
+
+
+def _require_session(principal: Principal) -> None:
+    if not principal.credential.is_session:
+        raise PermissionDenied("API keys are managed with a session token; an API key may not")

@@ -1,0 +1,238 @@
+"""Rate limits over HTTP (in-process memory store): the header fields on every limited
+answer, 429s, per-key limits, exactness under concurrency, and login/register limits per
+client IP and per email."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from agent_api.api.app import create_app
+from agent_api.config import Settings
+from agent_api.infrastructure.metrics import Metrics
+from tests.conftest import bearer, make_settings
+from tests.unit.fakes import FakeHasher
+
+PASSWORD = "correct horse"
+LIMIT_FIELDS = (
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "ratelimit-policy",
+    "ratelimit",
+)
+
+ClientAt = Callable[[str], httpx.AsyncClient]
+
+
+@asynccontextmanager
+async def app_clients(settings: Settings, **overrides: Any) -> AsyncIterator[ClientAt]:
+    """The app with its lifespan; `client_at(ip)` is a client whose requests come from `ip`."""
+    app = create_app(settings, hasher=FakeHasher(), **overrides)
+    clients: list[httpx.AsyncClient] = []
+
+    def client_at(ip: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=manager.app, client=(ip, 40000))
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        clients.append(client)
+        return client
+
+    async with LifespanManager(app, startup_timeout=60) as manager:
+        try:
+            yield client_at
+        finally:
+            for client in clients:
+                await client.aclose()
+
+
+async def account(client: httpx.AsyncClient, email: str) -> str:
+    """Registers and logs in `email`; returns an access token."""
+    body = {"email": email, "password": PASSWORD, "name": "Ada"}
+    assert (await client.post("/v1/auth/register", json=body)).status_code == 201
+    response = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["data"]["access_token"]
+    return token
+
+
+async def api_key(client: httpx.AsyncClient, token: str, **body: Any) -> str:
+    response = await client.post("/v1/api-keys", json={"name": "k", **body}, headers=bearer(token))
+    assert response.status_code == 201, response.text
+    key: str = response.json()["data"]["key"]
+    return key
+
+
+def rejections(metrics: Metrics, scope: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "agent_api_rate_limit_rejections_total", {"scope": scope}
+    )
+    return value or 0.0
+
+
+async def test_every_limited_answer_carries_the_fields_and_429_says_when(tmp_path: Path) -> None:
+    metrics = Metrics()
+    settings = make_settings(tmp_path, rate_limit_per_minute=3, rate_limit_per_day=100)
+    async with app_clients(settings, metrics=metrics) as client_at:
+        client = client_at("10.1.0.1")
+        token = await account(client, "ada@example.com")
+        answers = [await client.get("/v1/auth/me", headers=bearer(token)) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    for answer in answers:
+        for field in LIMIT_FIELDS:
+            assert len(answer.headers.get_list(field)) == 1, (field, answer.headers)
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert {a.headers["x-ratelimit-limit"] for a in answers} == {"3"}
+    assert all(0 < int(a.headers["x-ratelimit-reset"]) <= 60 for a in answers)
+    assert answers[0].headers["ratelimit-policy"] == '"minute";q=3;w=60, "day";q=100;w=86400'
+    assert answers[0].headers["ratelimit"].startswith('"minute";r=2;t=')
+    assert '"day";r=99;t=' in answers[0].headers["ratelimit"]
+
+    refused = answers[3]
+    assert 0 < int(refused.headers["retry-after"]) <= 60
+    assert "x-should-retry" not in refused.headers
+    assert refused.json() == {
+        "success": False,
+        "error": {"code": "RATE_LIMITED", "message": "rate limit exceeded"},
+    }
+    assert rejections(metrics, "minute") == 1
+
+
+async def test_a_key_has_its_own_limits(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, rate_limit_per_minute=50)
+    async with app_clients(settings) as client_at:
+        client = client_at("10.1.0.2")
+        token = await account(client, "ada@example.com")
+        key = await api_key(client, token, rate_limit_per_minute=2)
+        by_key = [await client.get("/v1/auth/me", headers=bearer(key)) for _ in range(3)]
+        by_session = await client.get("/v1/auth/me", headers=bearer(token))
+    assert [a.status_code for a in by_key] == [200, 200, 429]
+    assert by_key[0].headers["x-ratelimit-limit"] == "2"
+    assert by_session.status_code == 200
+    assert by_session.headers["x-ratelimit-limit"] == "50"
+
+
+async def test_a_spent_daily_budget_is_a_quota_not_worth_retrying(tmp_path: Path) -> None:
+    metrics = Metrics()
+    settings = make_settings(tmp_path)
+    async with app_clients(settings, metrics=metrics) as client_at:
+        client = client_at("10.1.0.3")
+        key = await api_key(client, await account(client, "ada@example.com"), rate_limit_per_day=2)
+        answers = [await client.get("/v1/auth/me", headers=bearer(key)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    refused = answers[2]
+    assert refused.headers["x-should-retry"] == "false"
+    assert refused.json()["error"]["message"] == "daily request quota exhausted"
+    assert 0 < int(refused.headers["retry-after"]) <= 86_400
+    assert refused.headers["x-ratelimit-limit"] == "2"
+    assert rejections(metrics, "day") == 1
+
+
+async def test_exactly_the_limit_passes_a_concurrent_burst(tmp_path: Path) -> None:
+    limit = 10
+    settings = make_settings(tmp_path, rate_limit_per_minute=limit)
+    async with app_clients(settings) as client_at:
+        client = client_at("10.1.0.4")
+        key = await api_key(client, await account(client, "ada@example.com"))
+        answers = await asyncio.gather(
+            *(client.get("/v1/auth/me", headers=bearer(key)) for _ in range(5 * limit))
+        )
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == limit
+    assert statuses.count(429) == 4 * limit
+
+
+async def test_disabled_limits_limit_nothing(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, rate_limit_enabled=False, rate_limit_per_minute=1, auth_rate_limit_per_minute=1
+    )
+    async with app_clients(settings) as client_at:
+        client = client_at("10.1.0.5")
+        token = await account(client, "ada@example.com")
+        answers = [await client.get("/v1/auth/me", headers=bearer(token)) for _ in range(3)]
+        await account(client, "bob@example.com")
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert "x-ratelimit-limit" not in answers[0].headers
+
+
+async def test_public_routes_are_not_limited(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, rate_limit_per_minute=1)
+    async with app_clients(settings) as client_at:
+        client = client_at("10.1.0.6")
+        answers = [await client.get("/health") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert "x-ratelimit-limit" not in answers[0].headers
+
+
+async def test_login_is_limited_per_client_ip(tmp_path: Path) -> None:
+    metrics = Metrics()
+    settings = make_settings(tmp_path, auth_rate_limit_per_minute=3)
+    async with app_clients(settings, metrics=metrics) as client_at:
+        attacker = client_at("10.2.0.1")
+        answers = []
+        for i in range(4):
+            # A forged X-Forwarded-For changes nothing: the ASGI peer address counts.
+            answers.append(
+                await attacker.post(
+                    "/v1/auth/login",
+                    json={"email": f"user{i}@example.com", "password": "wrong password"},
+                    headers={"X-Forwarded-For": f"192.0.2.{i}"},
+                )
+            )
+        other = await client_at("10.2.0.2").post(
+            "/v1/auth/login", json={"email": "user9@example.com", "password": "wrong password"}
+        )
+    assert [a.status_code for a in answers] == [401, 401, 401, 429]
+    assert answers[0].headers["x-ratelimit-limit"] == "3"
+    assert "login-ip" in answers[0].headers["ratelimit-policy"]
+    assert 0 < int(answers[3].headers["retry-after"]) <= 60
+    assert answers[3].json()["error"]["code"] == "RATE_LIMITED"
+    assert other.status_code == 401
+    assert rejections(metrics, "auth") == 1
+
+
+async def test_login_is_limited_per_email(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, auth_rate_limit_per_minute=3)
+    async with app_clients(settings) as client_at:
+        await account(client_at("10.3.0.100"), "victim@example.com")
+        answers = [
+            await client_at(f"10.3.0.{i}").post(
+                "/v1/auth/login",
+                json={"email": "Victim@Example.com", "password": "guess number " + str(i)},
+            )
+            for i in range(3)
+        ]
+        # The owner logged in once already: the email's 4th attempt in the minute is refused.
+    assert [a.status_code for a in answers] == [401, 401, 429]
+
+
+async def test_register_is_limited_per_client_ip(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, auth_rate_limit_per_minute=2)
+    async with app_clients(settings) as client_at:
+        client = client_at("10.4.0.1")
+        answers = [
+            await client.post(
+                "/v1/auth/register",
+                json={"email": f"u{i}@example.com", "password": PASSWORD, "name": "U"},
+            )
+            for i in range(3)
+        ]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+
+
+@pytest.mark.parametrize("path", ["/v1/api-keys", "/v1/usage"])
+async def test_every_authenticated_route_is_limited(tmp_path: Path, path: str) -> None:
+    settings = make_settings(tmp_path, rate_limit_per_minute=1)
+    async with app_clients(settings) as client_at:
+        client = client_at("10.5.0.1")
+        token = await account(client, "ada@example.com")
+        first = await client.get(path, headers=bearer(token))
+        second = await client.get(path, headers=bearer(token))
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert first.headers["x-ratelimit-remaining"] == "0"
