@@ -1,0 +1,196 @@
+"""The language of talking to a chat model: messages, tool calls, requests, results, usage and
+the events of a streamed answer. Pure values, no I/O; the `ChatModel` port speaks only these.
+
+Invariants enforced at construction (an `InvalidRequest` when broken, so a slip from client
+input answers 400, never 500): a message has a known role, only an assistant message carries
+tool calls, a tool message names the call it answers; a request has at least one message; a
+result's finish reason is one the OpenAI wire format allows. Usage is never negative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from agent_api.domain.errors import InvalidRequest
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+FinishReason = Literal["stop", "tool_calls", "length", "content_filter"]
+FINISH_REASONS: frozenset[str] = frozenset(get_args(FinishReason))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """An assistant's request to run a tool. `arguments` is the JSON text exactly as the model
+    produced it: it may be invalid JSON, which the agent turns into a tool result."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # for role "tool": the call this message answers
+    name: str | None = None  # for role "tool": the tool's name
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise InvalidRequest(f"unknown message role '{self.role}'", param="messages")
+        if not isinstance(self.tool_calls, tuple):
+            object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        if self.tool_calls and self.role != "assistant":
+            raise InvalidRequest("only assistant messages carry tool calls", param="messages")
+        if self.role == "tool" and not self.tool_call_id:
+            raise InvalidRequest("a tool message needs tool_call_id", param="messages")
+
+    @classmethod
+    def system(cls, content: str) -> ChatMessage:
+        return cls("system", content)
+
+    @classmethod
+    def user(cls, content: str) -> ChatMessage:
+        return cls("user", content)
+
+    @classmethod
+    def assistant(
+        cls, content: str | None = None, tool_calls: tuple[ToolCall, ...] = ()
+    ) -> ChatMessage:
+        return cls("assistant", content, tool_calls)
+
+    @classmethod
+    def tool(cls, tool_call_id: str, name: str, content: str) -> ChatMessage:
+        return cls("tool", content, tool_call_id=tool_call_id, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens of one or more LLM calls; `+` sums them (`sum(usages, Usage())` works)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        if self.prompt_tokens < 0 or self.completion_tokens < 0:
+            raise ValueError("token counts are never negative")
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model (an OpenAI "function" tool); `parameters` is a JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.messages, tuple):
+            object.__setattr__(self, "messages", tuple(self.messages))
+        if not isinstance(self.tools, tuple):
+            object.__setattr__(self, "tools", tuple(self.tools))
+        if not self.messages:
+            raise InvalidRequest("a chat request needs at least one message", param="messages")
+
+    def offers(self, tool_name: str) -> bool:
+        """True when a tool named `tool_name` is offered to the model."""
+        return any(tool.name == tool_name for tool in self.tools)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    message: ChatMessage  # role "assistant": content and/or tool calls
+    finish_reason: str  # one of FINISH_REASONS
+    usage: Usage
+    model: str
+
+    def __post_init__(self) -> None:
+        if self.finish_reason not in FINISH_REASONS:
+            raise ValueError(f"finish_reason must be one of {sorted(FINISH_REASONS)}")
+
+
+# --- stream events ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """An OpenAI-style fragment: the first fragment of call `index` has `id` and `name` (and
+    maybe the start of the arguments); later ones have neither and continue `arguments`.
+    Indexes are 0-based and contiguous in order of first appearance."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """Always the last event of a stream: the assembled result, equal to what `complete`
+    would have returned for the same answer."""
+
+    result: ChatResult
+
+
+ChatEvent = TextDelta | ToolCallDelta | StreamEnd
+
+
+class DeltaAccumulator:
+    """Folds `TextDelta`s and `ToolCallDelta`s into the assistant message they spell.
+
+    Raises ValueError when a call's first fragment lacks its id or name (a broken stream).
+    """
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+
+    def add(self, event: TextDelta | ToolCallDelta) -> None:
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+            return
+        call = self._calls.get(event.index)
+        if call is None:
+            if not event.id or not event.name:
+                raise ValueError(f"tool call {event.index} started without an id and a name")
+            self._calls[event.index] = (event.id, event.name, [event.arguments])
+        else:
+            call[2].append(event.arguments)
+
+    @property
+    def has_tool_calls(self) -> bool:
+        return bool(self._calls)
+
+    def message(self) -> ChatMessage:
+        calls = tuple(
+            ToolCall(id=call_id, name=name, arguments="".join(parts))
+            for _, (call_id, name, parts) in sorted(self._calls.items())
+        )
+        return ChatMessage.assistant("".join(self._text) or None, calls)
