@@ -16,16 +16,33 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from agent_api.application.auth import AuthService
+from agent_api.application.agent.graph import build_agent_graph
+from agent_api.application.api_keys import ApiKeyService
+from agent_api.application.auth import AuthService, utcnow
+from agent_api.application.conversations import ConversationService
+from agent_api.application.models import ModelCatalog
+from agent_api.application.ports import ChatModel, RateLimiter, UsageRepository, WebSearch
+from agent_api.application.rate_limits import RateLimitService
 from agent_api.application.tokens import TokenService
+from agent_api.application.tools import ToolExecutor
+from agent_api.application.usage import UsageService
 from agent_api.config import Settings
+from agent_api.domain.errors import ServiceUnavailable
+from agent_api.infrastructure.brave import BraveWebSearch
 from agent_api.infrastructure.db import migrations
 from agent_api.infrastructure.db.api_keys import SqlApiKeyRepository
+from agent_api.infrastructure.db.conversations import SqlConversationRepository
 from agent_api.infrastructure.db.database import Database, create_engine
 from agent_api.infrastructure.db.sessions import SqlSessionRepository
+from agent_api.infrastructure.db.tool_executions import SqlToolExecutionRepository
+from agent_api.infrastructure.db.usage import SqlUsageRepository
 from agent_api.infrastructure.db.users import SqlUserRepository
+from agent_api.infrastructure.llm import DemoChatModel, OpenAICompatibleChatModel
+from agent_api.infrastructure.metered_chat_model import MeteredChatModel
 from agent_api.infrastructure.metrics import Metrics
 from agent_api.infrastructure.passwords import Argon2PasswordHasher
+from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
+from agent_api.tools import build_registry
 
 log = structlog.get_logger("agent_api.bootstrap")
 
@@ -39,6 +56,15 @@ class Container:
     redis: Redis | None
     metrics: Metrics
     auth: AuthService
+    api_keys: ApiKeyService
+    rate_limits: RateLimitService
+    usage: UsageService
+    # The agent records the tokens of every LLM call here.
+    usage_records: UsageRepository
+    chat_model: ChatModel
+    # Runs, checks and records every tool call; `tools.registry` lists the tools.
+    tools: ToolExecutor
+    conversations: ConversationService
 
 
 def _jwt_secret(settings: Settings) -> str:
@@ -50,6 +76,18 @@ def _jwt_secret(settings: Settings) -> str:
         "JWT_SECRET is not set: using a random per-process secret (sessions end on restart)"
     )
     return secrets.token_urlsafe(48)
+
+
+def _chat_model(settings: Settings) -> OpenAICompatibleChatModel | DemoChatModel:
+    if settings.effective_llm_provider == "openai" and settings.llm_base_url:
+        return OpenAICompatibleChatModel(
+            settings.llm_base_url,
+            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+            timeout=settings.llm_timeout.total_seconds(),
+            max_retries=settings.llm_max_retries,
+        )
+    log.warning("LLM_BASE_URL is not set: answering with the offline demo model")
+    return DemoChatModel()
 
 
 @asynccontextmanager
@@ -69,6 +107,22 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=10
         )
     metrics = pick("metrics", None) or Metrics()
+    # Tests pass their own (e.g. on Redis under a unique key prefix).
+    rate_limiter: RateLimiter = pick("rate_limiter", None) or (
+        LimitsRateLimiter.on_redis(settings.redis_url, key_prefix=settings.rate_limit_key_prefix)
+        if settings.redis_url
+        else LimitsRateLimiter.in_memory()
+    )
+    # A chat model passed in belongs to the caller; only the one built here is closed here.
+    own_chat_model = None if "chat_model" in overrides else _chat_model(settings)
+    chat_model: ChatModel = pick("chat_model", own_chat_model)
+    # Likewise the search backend: `web_search` is offered only when there is one.
+    own_web_search = None
+    if "web_search" not in overrides and settings.web_search_api_key is not None:
+        own_web_search = BraveWebSearch(
+            settings.web_search_api_key.get_secret_value(), settings.web_search_base_url
+        )
+    web_search: WebSearch | None = pick("web_search", own_web_search)
     try:
         if settings.db_auto_migrate:
             await migrations.upgrade(engine)
@@ -79,18 +133,79 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
         )
+        clock = {"clock": overrides.pop("clock")} if "clock" in overrides else {}
+        users = SqlUserRepository(db)
+        api_keys = SqlApiKeyRepository(db)
         auth = AuthService(
-            users=SqlUserRepository(db),
+            users=users,
             sessions=SqlSessionRepository(db),
-            api_keys=SqlApiKeyRepository(db),
+            api_keys=api_keys,
             hasher=pick("hasher", None) or Argon2PasswordHasher(),
             tokens=tokens,
-            **({"clock": overrides.pop("clock")} if "clock" in overrides else {}),
+            **clock,
+        )
+        rate_limits = RateLimitService(
+            rate_limiter,
+            enabled=settings.rate_limit_enabled,
+            per_minute=settings.rate_limit_per_minute,
+            per_day=settings.rate_limit_per_day,
+            auth_per_minute=settings.auth_rate_limit_per_minute,
+            on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
+            on_fail_open=metrics.rate_limit_fail_open.inc,
+        )
+        usage_records = SqlUsageRepository(db)
+        tools = ToolExecutor(
+            build_registry(settings, web_search=web_search, extra_tools=pick("extra_tools", ())),
+            SqlToolExecutionRepository(db),
+            timeout_seconds=settings.tool_timeout.total_seconds(),
+            max_concurrent=settings.tools_max_concurrent,
+            on_finished=lambda tool, status: metrics.tool_executions.labels(tool, status).inc(),
+            **clock,
+        )
+        conversations = ConversationService(
+            SqlConversationRepository(db),
+            build_agent_graph(
+                MeteredChatModel(chat_model, metrics),
+                tools,
+                settings.agent_max_iterations,
+                settings.tools_max_concurrent,
+            ),
+            tools,
+            tools.specs_for,
+            ModelCatalog(settings.offered_models, settings.llm_default_model),
+            usage_records,
+            clock=clock.get("clock", utcnow),
+            max_iterations=settings.agent_max_iterations,
+            lease=settings.agent_run_lease,
         )
         if overrides:
             raise TypeError(f"unknown overrides: {', '.join(sorted(overrides))}")
-        yield Container(settings=settings, db=db, redis=redis, metrics=metrics, auth=auth)
+        try:
+            await conversations.fail_expired_runs()
+        except ServiceUnavailable:
+            # Start anyway: /ready reports the database meanwhile, and runs whose lease ran
+            # out can be claimed again without this sweep.
+            log.warning("database unavailable at start: interrupted runs not swept")
+        yield Container(
+            settings=settings,
+            db=db,
+            redis=redis,
+            metrics=metrics,
+            auth=auth,
+            api_keys=ApiKeyService(api_keys, users, **clock),
+            rate_limits=rate_limits,
+            usage=UsageService(usage_records, **clock),
+            usage_records=usage_records,
+            chat_model=chat_model,
+            tools=tools,
+            conversations=conversations,
+        )
     finally:
+        if own_web_search is not None:
+            await own_web_search.aclose()
+        if isinstance(own_chat_model, OpenAICompatibleChatModel):
+            await own_chat_model.aclose()
+        await rate_limiter.aclose()
         if redis is not None:
             await redis.aclose()
         await db.dispose()

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from agent_api.api.middleware import add_response_headers
 from agent_api.bootstrap import Container
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import PermissionDenied, Unauthenticated
@@ -32,15 +33,31 @@ async def get_principal(
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """Authenticates the bearer credential. Raises Unauthenticated / InvalidToken."""
+    """Authenticates the bearer credential and counts the request against its rate limits.
+    Raises Unauthenticated / InvalidToken, RateLimited."""
     if credentials is None:
         raise Unauthenticated("missing bearer token in the Authorization header")
     principal = await container.auth.authenticate(credentials.credentials)
     request.state.principal = principal
+    # Every authenticated route is limited here. The middleware adds these header fields to
+    # whatever response goes out (streams included); a 429 carries its own.
+    headers = await container.rate_limits.check_principal(principal)
+    add_response_headers(request.scope, headers)
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def limit_auth_attempt(
+    request: Request, container: Container, action: str, email: str
+) -> None:
+    """Counts one login/register attempt per client IP and per email. The IP is the ASGI
+    peer: X-Forwarded-For is not trusted (anyone could rotate it). Raises RateLimited, or
+    ServiceUnavailable when the limit store is down (these fail closed)."""
+    client_ip = request.client.host if request.client else None
+    headers = await container.rate_limits.check_auth(action, client_ip, email)
+    add_response_headers(request.scope, headers)
 
 
 async def get_session_principal(principal: CurrentPrincipal) -> Principal:

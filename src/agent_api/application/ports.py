@@ -7,12 +7,23 @@ Contract shared by every port: a dependency that cannot be reached raises
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Protocol
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal, NamedTuple, Protocol
 from uuid import UUID
 
 from agent_api.domain.api_keys import ApiKey
+from agent_api.domain.chat import ChatEvent, ChatRequest, ChatResult, ToolCall, Usage
+from agent_api.domain.conversations import (
+    ApprovalRequest,
+    Conversation,
+    ConversationStatus,
+    DecidedToolCall,
+    Message,
+    PendingToolCall,
+)
 from agent_api.domain.sessions import Session
+from agent_api.domain.tool_executions import ToolExecution
 from agent_api.domain.users import User
 
 
@@ -48,6 +59,19 @@ class SessionRepository(Protocol):
 class ApiKeyRepository(Protocol):
     async def get_by_hash_with_user(self, key_hash: str) -> tuple[ApiKey, User] | None: ...
 
+    async def add(self, key: ApiKey) -> None: ...
+
+    async def list_for_user(self, user_id: UUID) -> list[ApiKey]:
+        """Every key of the user (revoked ones too), newest first."""
+
+    async def revoke(self, user_id: UUID, key_id: UUID, now: datetime) -> bool:
+        """Revokes the user's key; idempotent (keeps the first revocation). False when the
+        user has no such key (another user's key counts as missing)."""
+
+    async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
+        """Sets `last_used_at = now` unless it was set less than LAST_USED_RESOLUTION ago;
+        cheap to call often (at most one write per key per resolution, across replicas)."""
+
 
 class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str: ...
@@ -57,3 +81,206 @@ class PasswordHasher(Protocol):
 
     async def dummy_verify(self) -> None:
         """Spend the time of one verification (for unknown emails: no enumeration by timing)."""
+
+
+class WindowState(NamedTuple):
+    """One rate-limit window after a hit."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    """Seconds until a refused caller may try again (a slot frees up)."""
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, limit: int, window_seconds: int) -> WindowState:
+        """Counts one request of `key` against `limit` per trailing `window_seconds`.
+
+        Atomic: of any number of concurrent hits on a fresh window exactly `limit` are
+        allowed; a refused hit is not counted. Raises ServiceUnavailable when the store
+        cannot be reached (the caller decides whether to fail open or closed)."""
+
+    async def aclose(self) -> None: ...
+
+
+UsageGrouping = Literal["day", "model", "api_key"]
+
+
+class UsageBucket(NamedTuple):
+    """Token totals of one group: `key` is the day (`YYYY-MM-DD`, UTC), the model, or the
+    API key id as a string (None for usage through session tokens)."""
+
+    key: str | None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class UsageRepository(Protocol):
+    async def record(
+        self,
+        user_id: UUID,
+        api_key_id: UUID | None,
+        conversation_id: UUID | None,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Stores the token usage of one LLM call (at `at`, default now)."""
+
+    async def summarize(
+        self,
+        user_id: UUID,
+        start: datetime,
+        end: datetime,
+        group_by: UsageGrouping,
+        *,
+        api_key_id: UUID | None = None,
+    ) -> list[UsageBucket]:
+        """The user's usage with `start <= time < end` (only through `api_key_id` when given),
+        one bucket per group, ordered by key (None first)."""
+
+
+class ConversationRepository(Protocol):
+    """Conversations with their messages and pending approvals, always scoped to the owner.
+
+    Run ownership changes are compare-and-set: of concurrent claims on one conversation exactly
+    one succeeds, and an approved tool call is started at most once."""
+
+    async def create(self, conversation: Conversation) -> None: ...
+
+    async def get(self, conversation_id: UUID, user_id: UUID) -> Conversation | None:
+        """None when missing, soft-deleted or owned by someone else."""
+
+    async def list_for_user(
+        self,
+        user_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None = None,
+        status: ConversationStatus | None = None,
+    ) -> list[Conversation]:
+        """Most recently updated first; `before` is the (updated_at, id) keyset cursor."""
+
+    async def delete(self, conversation_id: UUID, user_id: UUID, now: datetime) -> bool: ...
+
+    async def claim_run(
+        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+    ) -> Conversation | None:
+        """`running` under `run_id` if idle or its lease expired; None when busy or not the
+        caller's."""
+
+    async def claim_approval(
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        request: ApprovalRequest,
+        now: datetime,
+        lease: timedelta,
+    ) -> list[DecidedToolCall] | None:
+        """Atomically `pending_approval` -> `running` and every pending call decided by
+        `request`. None when not pending approval. Raises what `request.decide` raises (and
+        then changes nothing)."""
+
+    async def renew_lease(
+        self, conversation_id: UUID, run_id: UUID, lease_expires_at: datetime
+    ) -> bool: ...
+
+    async def finish_run(
+        self, conversation_id: UUID, run_id: UUID, status: ConversationStatus, now: datetime
+    ) -> Conversation | None:
+        """Ends run `run_id` with `status`; None if the run no longer holds the conversation."""
+
+    async def fail_expired_runs(self, now: datetime) -> int:
+        """Marks `failed` every running conversation whose lease has expired."""
+
+    async def append_message(
+        self,
+        conversation_id: UUID,
+        role: str,
+        now: datetime,
+        *,
+        content: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        tool_call_id: str | None = None,
+        name: str | None = None,
+        model: str | None = None,
+        usage: Usage | None = None,
+        latency_ms: int | None = None,
+        is_complete: bool = True,
+    ) -> Message:
+        """Stores the conversation's next message and adds it to the conversation's counters."""
+
+    async def messages(self, conversation_id: UUID) -> list[Message]: ...
+
+    async def pending_approvals(self, conversation_id: UUID) -> list[PendingToolCall]: ...
+
+    async def count_pending_approvals(self) -> int:
+        """Tool calls waiting for a decision, across all conversations."""
+
+    async def add_pending_approvals(
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        api_key_id: UUID | None,
+        message_id: UUID | None,
+        requests: Sequence[tuple[ToolCall, dict[str, Any], str]],
+        now: datetime,
+    ) -> list[PendingToolCall]:
+        """Records (call, arguments, reason) requests as executions waiting for a decision."""
+
+
+class WebSearchResult(NamedTuple):
+    """One hit of a web search: untrusted text, handed to the model as data."""
+
+    title: str
+    url: str
+    description: str
+
+
+class WebSearch(Protocol):
+    async def search(self, query: str, count: int) -> list[WebSearchResult]:
+        """At most `count` (1..10) results for `query`. Raises ToolFailed when the search
+        service fails or answers nonsense, ToolTimeout when it does not answer in time; the
+        message never carries the service's own answer."""
+
+
+class ToolExecutionRepository(Protocol):
+    async def add(self, execution: ToolExecution) -> None:
+        """Records a call (one INSERT)."""
+
+    async def claim_approved(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
+        """Moves `user_id`'s approved `pending_approval` execution to `running` and returns
+        it; None when it is not one (already claimed, rejected, undecided, someone else's):
+        an approved call runs once."""
+
+    async def finish(self, execution: ToolExecution) -> None:
+        """Writes the end (status, result or error, duration) of a claimed execution."""
+
+    async def get(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
+        """The execution when it belongs to `user_id`."""
+
+    async def list_for_user(
+        self, user_id: UUID, *, conversation_id: UUID | None = None, limit: int = 50
+    ) -> list[ToolExecution]:
+        """The user's executions, newest first."""
+
+
+class ChatModel(Protocol):
+    """A language model behind the OpenAI chat shape (adapters: OpenAICompatibleChatModel,
+    DemoChatModel). Failures raise UpstreamFailed (502) or UpstreamTimeout (504); a request
+    the upstream refuses as invalid (e.g. too long for the model) raises InvalidRequest."""
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        """An async generator: TextDelta/ToolCallDelta events as they arrive, then exactly one
+        StreamEnd, last. Closing it early (`aclose()`, or cancelling the consuming task) stops
+        the upstream call promptly. Errors are raised from the iteration; once an event has
+        been yielded nothing is retried."""
+        ...

@@ -1,0 +1,139 @@
+"""Wire schemas of the OpenAI-compatible surface (requests are lenient: fields the server does
+not use are accepted and ignored; malformed ones are 400 `invalid_request_error` with `param`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent_api.domain.chat import ChatMessage, ToolCall
+from agent_api.domain.conversations import MESSAGE_MAX_LENGTH
+from agent_api.domain.errors import InvalidRequest
+
+MAX_MESSAGES = 1000
+
+
+class FunctionCallIn(BaseModel):
+    name: str
+    arguments: str = ""
+
+
+class ToolCallIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["developer", "system", "user", "assistant", "tool"]
+    content: Annotated[str, Field(max_length=MESSAGE_MAX_LENGTH)] | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+
+    def text(self, index: int) -> str | None:
+        """The content as text. Raises InvalidRequest for non-text parts (images, audio)."""
+        if self.content is None or isinstance(self.content, str):
+            return self.content
+        texts = []
+        for part in self.content:
+            if part.type != "text" or part.text is None:
+                raise InvalidRequest(
+                    f"content part type '{part.type}' is not supported; send text",
+                    param=f"messages[{index}].content",
+                )
+            texts.append(part.text)
+        return "".join(texts)
+
+    def to_chat(self, index: int) -> ChatMessage:
+        role = "system" if self.role == "developer" else self.role
+        if role == "tool" and not self.tool_call_id:
+            raise InvalidRequest(
+                "tool messages need tool_call_id", param=f"messages[{index}].tool_call_id"
+            )
+        calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+            for c in self.tool_calls or ()
+        )
+        return ChatMessage(
+            role=role,
+            content=self.text(index),
+            tool_calls=calls,
+            tool_call_id=self.tool_call_id,
+            name=self.name,
+        )
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI body. Extension: `conversation_id` continues a stored conversation."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"model": "demo", "messages": [{"role": "user", "content": "What is 1337 * 42?"}]}
+            ]
+        },
+    )
+
+    model: Annotated[str, Field(min_length=1, max_length=100)]
+    messages: Annotated[list[MessageIn], Field(min_length=1, max_length=MAX_MESSAGES)]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    conversation_id: UUID | None = Field(
+        None, description="Extension: continue this stored conversation"
+    )
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int | None) -> int | None:
+        if n is not None and n != 1:
+            raise ValueError("only n=1 is supported")
+        return n
+
+    def chat_messages(self) -> list[ChatMessage]:
+        return [m.to_chat(i) for i, m in enumerate(self.messages)]
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+def usage_dict(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }

@@ -1,0 +1,70 @@
+"""What a run reports while it goes: the stream both API surfaces render from.
+
+Events are emitted by the graph's nodes as they happen (text deltas as the model produces
+them), then `RunFinished` once the conversation's state has been written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent_api.application.tools import ToolOutcome
+from agent_api.domain.chat import ToolCall, Usage
+from agent_api.domain.conversations import Conversation, Message, PendingToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequested:
+    """The model asked for a tool; the server runs it (or asks for approval)."""
+
+    tool_call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished:
+    outcome: ToolOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequired:
+    pending: tuple[PendingToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStored:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class LLMCallFinished:
+    model: str
+    usage: Usage
+    finish_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """The last event of a run. `status` is the conversation's new status."""
+
+    conversation: Conversation
+    usage: Usage
+    messages: tuple[Message, ...]
+    pending: tuple[PendingToolCall, ...] = ()
+    final_text: str = ""
+    finish_reason: str = "stop"
+
+
+AgentEvent = (
+    ContentDelta
+    | ToolCallRequested
+    | ToolFinished
+    | ApprovalRequired
+    | MessageStored
+    | LLMCallFinished
+    | RunFinished
+)

@@ -1,0 +1,417 @@
+"""SqlConversationRepository: conversations, their messages and pending approvals in SQL.
+
+Run ownership is compare-and-set on the conversation row (status + run_id + lease), so
+concurrent claims have exactly one winner on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agent_api.domain.chat import ToolCall, Usage
+from agent_api.domain.conversations import (
+    IDLE_STATUSES,
+    AgentType,
+    ApprovalRequest,
+    Conversation,
+    ConversationStatus,
+    DecidedToolCall,
+    Message,
+    PendingToolCall,
+)
+from agent_api.infrastructure.db.database import Database
+from agent_api.infrastructure.db.schema import conversations, messages, tool_executions
+
+_live = conversations.c.deleted_at.is_(None)
+
+
+def _conversation(row: Any) -> Conversation:
+    return Conversation(
+        id=row.id,
+        user_id=row.user_id,
+        title=row.title,
+        status=ConversationStatus(row.status),
+        agent_type=AgentType(row.agent_type),
+        model=row.model,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        message_count=row.message_count,
+        tool_call_count=row.tool_call_count,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        total_tokens=row.total_tokens,
+        last_message_at=row.last_message_at,
+        run_id=row.run_id,
+        lease_expires_at=row.lease_expires_at,
+    )
+
+
+def _message(row: Any) -> Message:
+    calls = tuple(
+        ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
+        for c in row.tool_calls or ()
+    )
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        role=row.role,
+        created_at=row.created_at,
+        content=row.content,
+        tool_calls=calls,
+        tool_call_id=row.tool_call_id,
+        name=row.name,
+        model=row.model,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        latency_ms=row.latency_ms,
+        is_complete=row.is_complete,
+    )
+
+
+def _pending(row: Any) -> PendingToolCall:
+    return PendingToolCall(
+        execution_id=row.id,
+        tool_call_id=row.tool_call_id,
+        name=row.tool_name,
+        arguments=row.original_arguments or {},
+        reason=row.approval_reason or "",
+        requested_at=row.created_at,
+    )
+
+
+def _wire_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]] | None:
+    if not calls:
+        return None
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in calls
+    ]
+
+
+_pending_rows = and_(
+    tool_executions.c.status == "pending_approval", tool_executions.c.decision.is_(None)
+)
+
+
+class SqlConversationRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, conversation: Conversation) -> None:
+        c = conversation
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                insert(conversations).values(
+                    id=c.id,
+                    user_id=c.user_id,
+                    title=c.title,
+                    status=c.status.value,
+                    agent_type=c.agent_type.value,
+                    model=c.model,
+                    run_id=c.run_id,
+                    lease_expires_at=c.lease_expires_at,
+                    created_at=c.created_at,
+                    updated_at=c.updated_at,
+                )
+            )
+
+    async def get(self, conversation_id: UUID, user_id: UUID) -> Conversation | None:
+        query = select(conversations).where(
+            conversations.c.id == conversation_id, conversations.c.user_id == user_id, _live
+        )
+        async with self._db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _conversation(row) if row else None
+
+    async def list_for_user(
+        self,
+        user_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None = None,
+        status: ConversationStatus | None = None,
+    ) -> list[Conversation]:
+        query = select(conversations).where(conversations.c.user_id == user_id, _live)
+        if status is not None:
+            query = query.where(conversations.c.status == status.value)
+        if before is not None:
+            at, last_id = before
+            query = query.where(
+                or_(
+                    conversations.c.updated_at < at,
+                    and_(conversations.c.updated_at == at, conversations.c.id < last_id),
+                )
+            )
+        query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [_conversation(row) for row in rows]
+
+    async def delete(self, conversation_id: UUID, user_id: UUID, now: datetime) -> bool:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(conversations)
+                .where(
+                    conversations.c.id == conversation_id,
+                    conversations.c.user_id == user_id,
+                    _live,
+                )
+                .values(deleted_at=now, updated_at=now)
+            )
+        return result.rowcount == 1
+
+    async def claim_run(
+        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+    ) -> Conversation | None:
+        claimable = or_(
+            conversations.c.status.in_([s.value for s in IDLE_STATUSES]),
+            and_(
+                conversations.c.status == ConversationStatus.RUNNING.value,
+                conversations.c.lease_expires_at < now,
+            ),
+        )
+        async with self._db.transaction() as conn:
+            return await self._claim(conn, conversation_id, user_id, run_id, now, lease, claimable)
+
+    async def claim_approval(
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        request: ApprovalRequest,
+        now: datetime,
+        lease: timedelta,
+    ) -> list[DecidedToolCall] | None:
+        pending_state = conversations.c.status == ConversationStatus.PENDING_APPROVAL.value
+        async with self._db.transaction() as conn:
+            claimed = await self._claim(
+                conn, conversation_id, user_id, run_id, now, lease, pending_state
+            )
+            if claimed is None:
+                return None
+            rows = await conn.execute(
+                select(tool_executions)
+                .where(tool_executions.c.conversation_id == conversation_id, _pending_rows)
+                .order_by(tool_executions.c.created_at, tool_executions.c.id)
+            )
+            pending = [_pending(row) for row in rows]
+            decided = request.decide(pending)
+            for item in decided:
+                await conn.execute(
+                    update(tool_executions)
+                    .where(tool_executions.c.id == item.pending.execution_id)
+                    .values(
+                        decision="approved" if item.decision.approved else "rejected",
+                        decided_by=user_id,
+                        decided_at=now,
+                        decision_reason=item.decision.reason,
+                        edited_arguments=item.decision.arguments,
+                        arguments=item.effective_arguments,
+                        status="pending_approval" if item.decision.approved else "rejected",
+                        completed_at=None if item.decision.approved else now,
+                    )
+                )
+        return decided
+
+    async def _claim(
+        self,
+        conn: AsyncConnection,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        now: datetime,
+        lease: timedelta,
+        condition: Any,
+    ) -> Conversation | None:
+        result = await conn.execute(
+            update(conversations)
+            .where(
+                conversations.c.id == conversation_id,
+                conversations.c.user_id == user_id,
+                _live,
+                condition,
+            )
+            .values(
+                status=ConversationStatus.RUNNING.value,
+                run_id=run_id,
+                lease_expires_at=now + lease,
+                updated_at=now,
+            )
+            .returning(*conversations.c)
+        )
+        row = result.first()
+        return _conversation(row) if row else None
+
+    async def renew_lease(
+        self, conversation_id: UUID, run_id: UUID, lease_expires_at: datetime
+    ) -> bool:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id, conversations.c.run_id == run_id)
+                .values(lease_expires_at=lease_expires_at)
+            )
+        return result.rowcount == 1
+
+    async def finish_run(
+        self, conversation_id: UUID, run_id: UUID, status: ConversationStatus, now: datetime
+    ) -> Conversation | None:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id, conversations.c.run_id == run_id)
+                .values(status=status.value, run_id=None, lease_expires_at=None, updated_at=now)
+                .returning(*conversations.c)
+            )
+            row = result.first()
+        return _conversation(row) if row else None
+
+    async def fail_expired_runs(self, now: datetime) -> int:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(conversations)
+                .where(
+                    conversations.c.status == ConversationStatus.RUNNING.value,
+                    conversations.c.lease_expires_at < now,
+                )
+                .values(
+                    status=ConversationStatus.FAILED.value,
+                    run_id=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+        return int(result.rowcount)
+
+    async def append_message(
+        self,
+        conversation_id: UUID,
+        role: str,
+        now: datetime,
+        *,
+        content: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        tool_call_id: str | None = None,
+        name: str | None = None,
+        model: str | None = None,
+        usage: Usage | None = None,
+        latency_ms: int | None = None,
+        is_complete: bool = True,
+    ) -> Message:
+        usage = usage or Usage()
+        async with self._db.transaction() as conn:
+            # The counter update hands out the sequence number: one statement, no race.
+            counted = await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(
+                    message_count=conversations.c.message_count + 1,
+                    tool_call_count=conversations.c.tool_call_count + len(tool_calls),
+                    prompt_tokens=conversations.c.prompt_tokens + usage.prompt_tokens,
+                    completion_tokens=conversations.c.completion_tokens + usage.completion_tokens,
+                    total_tokens=conversations.c.total_tokens + usage.total_tokens,
+                    last_message_at=now,
+                    updated_at=now,
+                )
+                .returning(conversations.c.message_count)
+            )
+            seq = counted.scalar_one()
+            row = (
+                await conn.execute(
+                    insert(messages)
+                    .values(
+                        id=uuid.uuid4(),
+                        conversation_id=conversation_id,
+                        seq=seq,
+                        role=role,
+                        content=content,
+                        name=name,
+                        tool_calls=_wire_calls(tool_calls),
+                        tool_call_id=tool_call_id,
+                        model=model,
+                        prompt_tokens=usage.prompt_tokens,
+                        completion_tokens=usage.completion_tokens,
+                        latency_ms=latency_ms,
+                        is_complete=is_complete,
+                        created_at=now,
+                    )
+                    .returning(*messages.c)
+                )
+            ).one()
+        return _message(row)
+
+    async def messages(self, conversation_id: UUID) -> list[Message]:
+        query = (
+            select(messages)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.seq)
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_message(row) for row in rows]
+
+    async def pending_approvals(self, conversation_id: UUID) -> list[PendingToolCall]:
+        query = (
+            select(tool_executions)
+            .where(tool_executions.c.conversation_id == conversation_id, _pending_rows)
+            .order_by(tool_executions.c.created_at, tool_executions.c.id)
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_pending(row) for row in rows]
+
+    async def count_pending_approvals(self) -> int:
+        query = select(func.count()).select_from(tool_executions).where(_pending_rows)
+        async with self._db.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def add_pending_approvals(
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        api_key_id: UUID | None,
+        message_id: UUID | None,
+        requests: Sequence[tuple[ToolCall, dict[str, Any], str]],
+        now: datetime,
+    ) -> list[PendingToolCall]:
+        """`requests` are (call, parsed arguments, reason) triples."""
+        pending = [
+            PendingToolCall(
+                execution_id=uuid.uuid4(),
+                tool_call_id=call.id,
+                name=call.name,
+                arguments=arguments,
+                reason=reason,
+                requested_at=now,
+            )
+            for call, arguments, reason in requests
+        ]
+        rows = [
+            {
+                "id": p.execution_id,
+                "user_id": user_id,
+                "api_key_id": api_key_id,
+                "conversation_id": conversation_id,
+                "message_id": message_id,
+                "tool_call_id": p.tool_call_id,
+                "tool_name": p.name,
+                "arguments": p.arguments,
+                "original_arguments": p.arguments,
+                "status": "pending_approval",
+                "requires_approval": True,
+                "approval_reason": p.reason,
+                "created_at": now,
+            }
+            for p in pending
+        ]
+        async with self._db.transaction() as conn:
+            await conn.execute(insert(tool_executions), rows)
+        return pending
