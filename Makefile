@@ -62,14 +62,14 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 docker-build: ## build the image
 	docker build -f deployments/Dockerfile -t agent-api:latest .
 
-docker-up: ## start the compose stack (API, PostgreSQL, Redis, LiteLLM)
-	docker compose -f deployments/docker-compose.yml up -d
+docker-up: ## start the compose stack (API, PostgreSQL, Redis, LiteLLM); needs .env
+	docker compose --env-file .env -f deployments/docker-compose.yml up -d
 
 docker-down: ## stop the compose stack
-	docker compose -f deployments/docker-compose.yml down
+	docker compose --env-file .env -f deployments/docker-compose.yml down
 
 docker-logs: ## follow the compose logs
-	docker compose -f deployments/docker-compose.yml logs -f
+	docker compose --env-file .env -f deployments/docker-compose.yml logs -f
 
 clean: ## remove build and test artefacts (not the database)
 	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache dist

@@ -3,6 +3,7 @@ time; the lifespan builds the container (engine, Redis, services) and closes it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,10 +13,24 @@ from starlette.middleware.cors import CORSMiddleware
 
 from agent_api import __version__
 from agent_api.api.errors import install_error_handlers
-from agent_api.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from agent_api.api.routers import auth, health
+from agent_api.api.middleware import (
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+    RequestContextMiddleware,
+)
+from agent_api.api.routers import (
+    api_keys,
+    auth,
+    chat,
+    conversations,
+    health,
+    metrics,
+    tools,
+    usage,
+)
 from agent_api.bootstrap import build
 from agent_api.config import Settings
+from agent_api.infrastructure.metrics import Metrics
 
 DESCRIPTION = """
 A self-hosted agent API server.
@@ -31,6 +46,10 @@ Authenticate with **Authorize**: paste an access token from `POST /v1/auth/login
 
 def create_app(settings: Settings, **overrides: Any) -> FastAPI:
     """The application for `settings`. `overrides` replace adapters by name (see bootstrap)."""
+    # One Metrics per app, shared by the metrics middleware and the container.
+    if overrides.get("metrics") is None:
+        overrides["metrics"] = Metrics()
+    app_metrics: Metrics = overrides["metrics"]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,12 +64,20 @@ def create_app(settings: Settings, **overrides: Any) -> FastAPI:
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
+    # Set when the server starts draining (SIGTERM): open streams end with a final event.
+    app.state.draining = asyncio.Event()
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
+    app.include_router(api_keys.router)
+    app.include_router(usage.router)
+    app.include_router(tools.router)
+    app.include_router(conversations.router)
+    app.include_router(chat.router)
 
-    # Added innermost first: CORS, then the body limit, then the request context outermost so
-    # every answer (413s included) carries a request id and is logged.
+    # Added innermost first: CORS, then the body limit, then metrics, then the request context
+    # outermost so every answer (413s included) is counted, carries a request id and is logged.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -70,5 +97,6 @@ def create_app(settings: Settings, **overrides: Any) -> FastAPI:
             allow_credentials=False,
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app_metrics)
     app.add_middleware(RequestContextMiddleware)
     return app

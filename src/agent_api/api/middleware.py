@@ -4,6 +4,7 @@
   every log line; one access log line per request; the catch-all that turns an unexpected
   exception into one logged 500 carrying the request id and no internals.
 - `BodySizeLimitMiddleware`: 413 for bodies over the limit, declared or streamed.
+- `MetricsMiddleware`: request count and latency by route template, method and status.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -21,11 +24,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_api.api.errors import error_response, internal_error_body
 from agent_api.domain.errors import PayloadTooLarge
+from agent_api.infrastructure.metrics import Metrics
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 log = structlog.get_logger("agent_api.http")
+
+
+def add_response_headers(scope: Scope, headers: Iterable[tuple[str, str]]) -> None:
+    """Header fields for whatever response this request ends with (success, error or stream):
+    `RequestContextMiddleware` adds them when the response starts."""
+    scope.setdefault("state", {}).setdefault("response_headers", []).extend(headers)
 
 
 class RequestContextMiddleware:
@@ -38,8 +48,11 @@ class RequestContextMiddleware:
             return
         incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        # A per-request copy: servers hand the lifespan state to every request, some (e.g.
+        # asgi-lifespan) as the very same dict, and one request's principal or extra headers
+        # must never show up on the next one.
+        state: dict[str, Any] = {**scope.get("state", {}), "request_id": request_id}
+        scope["state"] = state
         status = 500
         response_started = False
 
@@ -114,3 +127,78 @@ class BodySizeLimitMiddleware:
 
     def _error(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+
+
+UNMATCHED_ROUTE = "<unmatched>"
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Where FastAPI keeps the prefixed view of a route reached through included routers: the route
+# object itself only knows its path relative to its own router.
+_FASTAPI_SCOPE_KEY = "fastapi"
+_EFFECTIVE_ROUTE_KEY = "effective_route_context"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (`/v1/conversations/{id}`), read from the scope
+    after routing. Never the raw path, so label values stay bounded: a request no route
+    matched gets `UNMATCHED_ROUTE`."""
+    fastapi_scope = scope.get(_FASTAPI_SCOPE_KEY)
+    effective = fastapi_scope.get(_EFFECTIVE_ROUTE_KEY) if isinstance(fastapi_scope, dict) else None
+    for candidate in (effective, scope.get("route")):
+        template = getattr(candidate, "path_format", None)
+        if isinstance(template, str):
+            return template
+    if scope.get("endpoint") is not None and not scope.get("path_params"):
+        # A plain route without parameters (the docs pages): its path is its template.
+        return str(scope["path"])
+    return UNMATCHED_ROUTE
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request and observes its latency, by route template, method and status.
+
+    The clock runs until the app returns, i.e. to the end of the body: a stream is measured to
+    its last chunk (or to the client's disconnect). A request that raises before answering
+    counts as 500, which is what the request-context middleware outside answers for it.
+    Unknown methods are labelled `OTHER`, so no client input can add label values.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        # Labelled children by (route, method, status): `labels()` costs more than the
+        # observation itself. Bounded like the label values.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = time.perf_counter() - start
+            self._record(route_template(scope), scope["method"], status, elapsed)
+
+    def _record(self, route: str, method: str, status: int, elapsed: float) -> None:
+        if method not in _KNOWN_METHODS:
+            method = "OTHER"
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.metrics.http_requests.labels(route, method, str(status)),
+                self.metrics.http_latency.labels(route, method),
+            )
+            self._series[key] = series
+        requests, latency = series
+        requests.inc()
+        latency.observe(elapsed)
