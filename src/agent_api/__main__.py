@@ -63,12 +63,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings, revision: str) -> None:
-    from agent_api.infrastructure.db import migrations
-    from agent_api.infrastructure.db.database import create_engine
-
     import sqlalchemy.exc
 
     from agent_api.domain.errors import ServiceUnavailable
+    from agent_api.infrastructure.db import migrations
+    from agent_api.infrastructure.db.database import create_engine
 
     engine = create_engine(settings.database_url)
     try:
