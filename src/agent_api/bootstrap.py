@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -90,6 +91,18 @@ def _chat_model(settings: Settings) -> OpenAICompatibleChatModel | DemoChatModel
     return DemoChatModel()
 
 
+async def _sweep_interrupted_runs(conversations: ConversationService, interval: float) -> None:
+    """Marks `failed` the runs whose process died (their lease ran out), at start and then
+    every `interval` seconds. A database outage only postpones it: /ready reports the
+    database meanwhile, and such conversations can be claimed again anyway."""
+    while True:
+        try:
+            await conversations.fail_expired_runs()
+        except ServiceUnavailable:
+            log.warning("database unavailable: interrupted runs not swept this time")
+        await asyncio.sleep(interval)
+
+
 @asynccontextmanager
 async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container]:
     def pick(name: str, default: Any) -> Any:
@@ -107,6 +120,7 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=10
         )
     metrics = pick("metrics", None) or Metrics()
+    sweeper: asyncio.Task[None] | None = None
     # Tests pass their own (e.g. on Redis under a unique key prefix).
     rate_limiter: RateLimiter = pick("rate_limiter", None) or (
         LimitsRateLimiter.on_redis(settings.redis_url, key_prefix=settings.rate_limit_key_prefix)
@@ -180,12 +194,9 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         )
         if overrides:
             raise TypeError(f"unknown overrides: {', '.join(sorted(overrides))}")
-        try:
-            await conversations.fail_expired_runs()
-        except ServiceUnavailable:
-            # Start anyway: /ready reports the database meanwhile, and runs whose lease ran
-            # out can be claimed again without this sweep.
-            log.warning("database unavailable at start: interrupted runs not swept")
+        sweeper = asyncio.create_task(
+            _sweep_interrupted_runs(conversations, settings.agent_run_lease.total_seconds() / 2)
+        )
         yield Container(
             settings=settings,
             db=db,
@@ -201,6 +212,8 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             conversations=conversations,
         )
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
         if own_web_search is not None:
             await own_web_search.aclose()
         if isinstance(own_chat_model, OpenAICompatibleChatModel):

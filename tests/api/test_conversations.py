@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from agent_api.infrastructure.db.schema import tool_executions
+from agent_api.infrastructure.db.schema import conversations, tool_executions
 from tests.api.conftest import auth, sse_events
+from tests.conftest import make_settings, running_app, wait_until
 
 
 async def test_a_tool_using_turn_is_stored_in_order(
@@ -232,3 +235,38 @@ async def test_rejection_reaches_the_model_which_answers(
     assert "rejected by the user: not today" in messages[0]["content"]
     assert messages[1]["content"]
     assert rejected.json()["data"]["status"] == "active"
+
+
+async def test_a_run_whose_lease_expired_is_swept_to_failed(tmp_path: Path) -> None:
+    """A process that died mid-run leaves `running` behind; the periodic sweep fails it."""
+    settings = make_settings(tmp_path, agent_run_lease="1s")
+    async with running_app(settings) as client:
+        headers = await auth(client)
+        turn = await client.post("/v1/conversations", json={"message": "hi"}, headers=headers)
+        conversation_id = turn.json()["data"]["conversation"]["id"]
+        engine = create_async_engine(settings.database_url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == uuid.UUID(conversation_id))
+                .values(
+                    status="running",
+                    run_id=uuid.uuid4(),
+                    lease_expires_at=datetime.now(UTC) - timedelta(seconds=5),
+                )
+            )
+        await engine.dispose()
+
+        async def status() -> str:
+            r = await client.get(f"/v1/conversations/{conversation_id}", headers=headers)
+            return str(r.json()["data"]["conversation"]["status"])
+
+        async def failed() -> bool:
+            return await status() == "failed"
+
+        assert await status() == "running"
+        await wait_until(failed, timeout=3)
+        again = await client.post(
+            f"/v1/conversations/{conversation_id}/messages", json={"message": "hi"}, headers=headers
+        )
+        assert again.status_code == 200
