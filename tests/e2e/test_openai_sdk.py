@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
 
-from tests.e2e.conftest import create_key, login
+from tests.conftest import live_server
+from tests.e2e.conftest import create_key, login, server_env
 from tests.stub_llm import Reply, StubLLM
 
 
@@ -119,3 +121,48 @@ def test_upstream_failure_is_a_typed_server_error(server: str, api_key: str, stu
         )
     assert caught.value.status_code == 502
     assert "secret detail" not in caught.value.response.text
+
+
+def test_approval_through_the_openai_surface(
+    server_pg_url: str, redis_url: str, stub: StubLLM
+) -> None:
+    """A paused call is an ordinary `tool_calls` answer to the SDK; after the owner approves
+    it natively, the same conversation continues through the SDK."""
+    env = server_env(
+        server_pg_url,
+        redis_url,
+        stub,
+        DB_AUTO_MIGRATE="false",
+        TOOLS_REQUIRING_APPROVAL="calculator",
+    )
+    with live_server(env) as base:
+        token = login(base, f"approve-sdk-{uuid.uuid4().hex[:8]}@example.com")
+        sdk = client(base, token)
+        stub.reset()
+        paused = sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "What is 7 * 6?"}]
+        )
+        choice = paused.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        (call,) = choice.message.tool_calls or []
+        assert call.function.name == "calculator"
+        pending = paused.model_extra["pending_approval"]  # type: ignore[index]
+        assert pending["tool_calls"][0]["id"] == call.id
+
+        approved = httpx.post(
+            f"{base}{pending['approve_url']}",
+            json={"approved": True},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert approved.status_code == 200
+        assert "42" in approved.json()["data"]["messages"][-1]["content"]
+
+        follow_up = sdk.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "thanks"}],
+            extra_body={"conversation_id": pending["conversation_id"]},
+        )
+        assert follow_up.choices[0].finish_reason == "stop"
+        sent = stub.requests[-1].body["messages"]
+        assert [m["role"] for m in sent[1:]] == ["user", "assistant", "tool", "assistant", "user"]
