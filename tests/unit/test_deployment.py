@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from agent_api.__main__ import main as cli_main
-from agent_api.config import Settings
+from agent_api.config import ExplicitSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = ROOT / "deployments"
@@ -66,21 +65,6 @@ def interpolate(value: str, variables: dict[str, str]) -> str:
         raise KeyError(f"{name} unset: compose would refuse to start")
 
     return INTERPOLATION.sub(substitute, value.replace("$$", "$"))
-
-
-class _InitOnly(Settings):
-    """Settings from keyword values alone: the test process's environment must not leak in."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
 
 
 def setting_env_names() -> set[str]:
@@ -224,7 +208,7 @@ def test_the_api_environment_is_a_valid_configuration() -> None:
     env = {k: interpolate(v, variables) for k, v in environment(services()["api"]).items()}
     unknown = set(env) - setting_env_names()
     assert not unknown, f"the api service sets variables the app does not read: {unknown}"
-    settings = _InitOnly(**{k.lower(): v for k, v in env.items()})
+    settings = ExplicitSettings(**{k.lower(): v for k, v in env.items()})
     assert settings.uses_postgres
     assert settings.effective_llm_provider == "openai"
     assert settings.offered_models == OFFERED_MODELS
@@ -270,7 +254,7 @@ def test_only_the_api_is_published_on_the_host() -> None:
 def test_stop_grace_period_outlasts_the_graceful_shutdown() -> None:
     grace = services()["api"]["stop_grace_period"]
     assert grace.endswith("s")
-    assert int(grace[:-1]) > _InitOnly().shutdown_timeout.total_seconds()
+    assert int(grace[:-1]) > ExplicitSettings().shutdown_timeout.total_seconds()
 
 
 # --- LiteLLM ---------------------------------------------------------------------------------

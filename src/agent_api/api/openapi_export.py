@@ -14,32 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-
 from agent_api.api.app import create_app
-from agent_api.config import Settings
+from agent_api.config import ExplicitSettings
 
 DEFAULT_PATH = Path("docs/openapi.json")
 
 
-class _DefaultSettings(Settings):
-    """Settings built from their defaults alone."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
-
-
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the app on default settings (no I/O)."""
-    return create_app(_DefaultSettings()).openapi()
+    return create_app(ExplicitSettings()).openapi()
 
 
 def render(document: dict[str, Any]) -> str:

@@ -35,10 +35,10 @@ from agent_api.application.agent.graph import (
     RunContext,
     recursion_limit,
 )
-from agent_api.application.agent.recorder import ConversationRecorder, UsageSink
+from agent_api.application.agent.recorder import ConversationRecorder
 from agent_api.application.agent.router import resolve_agent
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import ConversationRepository
+from agent_api.application.ports import ConversationRepository, UsageRepository
 from agent_api.domain.chat import ChatMessage, ToolSpec, Usage
 from agent_api.domain.conversations import (
     AgentType,
@@ -96,7 +96,7 @@ class ConversationService:
         tools: AgentTools,
         tool_specs: Callable[[Principal], tuple[ToolSpec, ...]],
         models: ModelCatalog,
-        usage: UsageSink,
+        usage: UsageRepository,
         clock: Callable[[], datetime],
         max_iterations: int,
         lease: timedelta = timedelta(seconds=60),

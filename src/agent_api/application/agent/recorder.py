@@ -6,26 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
-from agent_api.application.ports import ConversationRepository
+from agent_api.application.ports import ConversationRepository, UsageRepository
 from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import ChatResult, ToolCall
 from agent_api.domain.conversations import Message, PendingToolCall
 from agent_api.domain.credentials import Principal
-
-
-class UsageSink(Protocol):
-    async def record(
-        self,
-        user_id: UUID,
-        api_key_id: UUID | None,
-        conversation_id: UUID | None,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-    ) -> None: ...
 
 
 def for_model(outcome: ToolOutcome) -> Any:
@@ -39,7 +27,7 @@ class ConversationRecorder:
     def __init__(
         self,
         repo: ConversationRepository,
-        usage: UsageSink,
+        usage: UsageRepository,
         principal: Principal,
         conversation_id: UUID,
         clock: Callable[[], datetime],
