@@ -4,6 +4,8 @@
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := $(UV) run --frozen
 export UV_PYTHON_DOWNLOADS := never
+# Trust the system's certificate store (corporate proxies and custom CAs work as for curl).
+export UV_SYSTEM_CERTS := true
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-all lint format typecheck check migrate-up migrate-down \
