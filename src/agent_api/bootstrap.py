@@ -213,7 +213,9 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         )
     finally:
         if sweeper is not None:
+            # Wait for the cancelled sweep to unwind before the engine closes under it.
             sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         if own_web_search is not None:
             await own_web_search.aclose()
         if isinstance(own_chat_model, OpenAICompatibleChatModel):
