@@ -17,6 +17,7 @@ down at startup, or restarted later, is picked up by the next attempt (no restar
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -116,6 +117,7 @@ class LimitsRateLimiter:
             if time.monotonic() >= self._down_until:  # once per outage, not per request
                 log.warning("rate limit store unreachable", error=f"{type(exc).__name__}: {exc}")
             self._down_until = time.monotonic() + self._cooldown
+            await self._drop_idle_connections()
             raise ServiceUnavailable(
                 "rate limit store unavailable", retry_after=max(1, math.ceil(self._cooldown))
             ) from exc
@@ -125,6 +127,15 @@ class LimitsRateLimiter:
             remaining=max(0, stats.remaining),
             reset_after=max(0.0, stats.reset_time - time.time()),
         )
+
+    async def _drop_idle_connections(self) -> None:
+        # The idle connections lead to the same failed server. A connection the server reset
+        # looks healthy to redis-py until it is used, so after Redis restarts each of them
+        # would fail once more, each failure starting another cooldown (login refused for
+        # seconds while Redis is fine). Reconnecting them all at the next attempt is cheap.
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.disconnect(inuse_connections=False)
 
     async def aclose(self) -> None:
         """Closes the Redis connections (memory storage: stops its expiry task)."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy.exc
@@ -29,15 +29,35 @@ def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -
             cursor.close()
 
         return engine
+    # No overflow: overflow connections are closed as soon as they are returned, so under a
+    # steady load above `pool_size` every request paid a new connection (TCP, TLS attempt,
+    # authentication). Requests beyond the pool wait for a connection (up to pool_timeout).
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"timeout": pool_timeout, "command_timeout": 30},
     )
+
+
+@contextmanager
+def _connection_errors_as_unavailable() -> Iterator[None]:
+    """Connection failures (and an exhausted pool) -> ServiceUnavailable; others pass."""
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError) as exc:
+        raise ServiceUnavailable("database unavailable") from exc
+    except sqlalchemy.exc.DBAPIError as exc:
+        # A connection lost in the middle of a statement or a commit (the server died)
+        # surfaces as a plain DBAPIError that SQLAlchemy flags as a disconnect.
+        if exc.connection_invalidated:
+            raise ServiceUnavailable("database unavailable") from exc
+        raise
+    except sqlalchemy.exc.TimeoutError as exc:
+        raise ServiceUnavailable("database connection pool exhausted") from exc
 
 
 class Database:
@@ -57,19 +77,25 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside a transaction that commits on exit and rolls back on error."""
-        try:
+        with _connection_errors_as_unavailable():
             async with self.engine.begin() as conn:
                 yield conn
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError) as exc:
-            raise ServiceUnavailable("database unavailable") from exc
-        except sqlalchemy.exc.TimeoutError as exc:
-            raise ServiceUnavailable("database connection pool exhausted") from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (same error contract as `transaction`)."""
-        async with self.transaction() as conn:
-            yield conn
+        """A connection for reads only (same error contract as `transaction`).
+
+        On PostgreSQL it is in autocommit mode: no BEGIN and COMMIT round trips around the
+        reads (the credential lookup of every request among them). Each statement sees what
+        was committed before it started, as it would in a READ COMMITTED transaction."""
+        if self.dialect != "postgresql":
+            async with self.transaction() as conn:
+                yield conn
+            return
+        with _connection_errors_as_unavailable():
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
 
     async def ping(self) -> None:
         """Raises ServiceUnavailable when the database does not answer."""

@@ -10,7 +10,8 @@ Contract:
   arrived: nothing that has been streamed is ever asked for again.
 - Time limits: `connect_timeout` to open a connection; `timeout` for the whole call (retries
   and the whole stream included); `stream_idle_timeout` between two stream chunks.
-- Errors: `UpstreamTimeout` for any time limit and for an upstream 408/504; `InvalidRequest`
+- Errors: `UpstreamTimeout` for any time limit and for an upstream 408/504 (but a retry cut
+  short by the overall limit raises the error that caused the retry); `InvalidRequest`
   (400) when the upstream refuses the request itself with 400/413/422 (e.g. a conversation
   too long for the model); `UpstreamFailed` (502) for everything else. Messages are ours and
   generic: the upstream's body is never repeated (it is logged, truncated, at warning level;
@@ -164,10 +165,11 @@ class OpenAICompatibleChatModel:
         """Sends the request until a 2xx response's headers arrive, retrying what may
         succeed next time. Returns the open response (the caller closes it)."""
         attempt = 0
+        error: AppError | None = None
         while True:
             retry_after: float | None = None
             try:
-                async with asyncio.timeout(self._remaining(deadline)):
+                async with asyncio.timeout_at(deadline):
                     response = await self._client.send(
                         self._client.build_request(
                             "POST", self._url, json=body, timeout=self._http_timeout
@@ -175,12 +177,14 @@ class OpenAICompatibleChatModel:
                         stream=True,
                     )
             except TimeoutError as exc:
-                raise UpstreamTimeout() from exc
+                # A retry that runs out of time reports why it was retried: an unreachable
+                # upstream stays a 502, not a 504 for the last few milliseconds left.
+                raise error or UpstreamTimeout() from exc
             except NETWORK_ERRORS as exc:
                 self._log.warning(
                     "llm upstream unreachable", error=type(exc).__name__, attempt=attempt
                 )
-                error: AppError = (
+                error = (
                     UpstreamTimeout()
                     if is_timeout(exc)
                     else UpstreamFailed("could not reach the language model upstream")
