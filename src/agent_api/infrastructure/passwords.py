@@ -6,6 +6,8 @@ cannot take every thread under a login flood."""
 
 from __future__ import annotations
 
+import os
+
 import anyio
 from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
@@ -19,7 +21,12 @@ ARGON2_PARALLELISM = 1
 
 
 class Argon2PasswordHasher:
-    def __init__(self, max_threads: int = 4) -> None:
+    def __init__(self, max_threads: int | None = None) -> None:
+        """`max_threads` hashes at once: by default one per usable CPU core, at most 4. More
+        threads than cores add no throughput but starve the event loop (every other request
+        waits behind the hashing threads for the CPU)."""
+        if max_threads is None:
+            max_threads = max(1, min(4, len(os.sched_getaffinity(0))))
         self._hash = PasswordHash(
             (
                 Argon2Hasher(
