@@ -127,6 +127,10 @@ async def test_an_api_key_sees_only_its_own_usage(api: Api) -> None:
         ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
         ({"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
         ({"from": "2024-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
+        # Times at the edge of the date range once in UTC or minus the default period.
+        ({"to": "0001-01-02T00:00:00Z"}, "to"),
+        ({"to": "9999-12-31T23:00:00-05:00"}, "to"),
+        ({"from": "0001-01-01T00:00:00+01:00", "to": "0001-01-05T00:00:00Z"}, "from"),
     ],
 )
 async def test_bad_parameters_are_422_naming_them(

@@ -56,9 +56,17 @@ class UsageService:
     ) -> UsageReport:
         """Usage with `start <= time < end`; `end` defaults to now and `start` to 30 days
         before `end`. Raises ValidationFailed when `start >= end` or the period exceeds
-        MAX_PERIOD."""
-        end = _utc(end) if end is not None else self._now()
-        start = _utc(start) if start is not None else end - DEFAULT_PERIOD
+        MAX_PERIOD, or when a time is so close to year 1 or 9999 that it leaves the range of
+        dates (in UTC, or for the default period)."""
+        try:
+            end = _utc(end) if end is not None else self._now()
+        except OverflowError:
+            raise _invalid("to", "out of the range of dates") from None
+        try:
+            start = _utc(start) if start is not None else end - DEFAULT_PERIOD
+        except OverflowError:
+            field = "from" if start is not None else "to"
+            raise _invalid(field, "out of the range of dates") from None
         if start >= end:
             raise _invalid("from", "must be before 'to'")
         if end - start > MAX_PERIOD:

@@ -126,7 +126,7 @@ class ApiKeyList(BaseModel):
     summary="Create an API key (the secret is returned this once)",
     description="Needs a session token (an API key gets 403). Only the key's SHA-256 is "
     "stored: the `key` in this answer cannot be shown again.",
-    responses=error_responses(400, 401, 403, 422, 429),
+    responses=error_responses(400, 401, 403, 413, 422, 429),
 )
 async def create_api_key(
     body: CreateApiKeyRequest, principal: SessionPrincipal, container: ContainerDep

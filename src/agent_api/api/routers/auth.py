@@ -99,7 +99,7 @@ async def register(
     "/login",
     summary="Log in: an access token and a refresh token",
     description="401 `INVALID_CREDENTIALS` for an unknown email or a wrong password alike.",
-    responses=error_responses(400, 401, 422, 429, 503),
+    responses=error_responses(400, 401, 413, 422, 429, 503),
 )
 async def login(
     body: LoginRequest, request: Request, container: ContainerDep
@@ -114,7 +114,7 @@ async def login(
     summary="Exchange a refresh token for a new pair (rotation)",
     description="Every refresh token works once. Presenting one that was already used "
     "revokes the whole session (401).",
-    responses=error_responses(400, 401, 422),
+    responses=error_responses(400, 401, 413, 422),
 )
 async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[TokenPayload]:
     pair = await container.auth.refresh(body.refresh_token)
@@ -127,7 +127,7 @@ async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[Tok
     summary="End the current session",
     description="The session's access and refresh tokens stop working at once. "
     "API keys get 403 (revoke them with `DELETE /v1/api-keys/{id}`).",
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 429),
 )
 async def logout(principal: CurrentPrincipal, container: ContainerDep) -> Response:
     await container.auth.logout(principal)
@@ -137,7 +137,7 @@ async def logout(principal: CurrentPrincipal, container: ContainerDep) -> Respon
 @router.get(
     "/me",
     summary="The caller and the credential in use",
-    responses=error_responses(401),
+    responses=error_responses(401, 429),
 )
 async def me(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[MePayload]:
     settings = container.settings

@@ -169,7 +169,11 @@ def _conversation_id(body: ChatCompletionRequest, header: str | None) -> UUID | 
     "new stored conversation; with it, only the trailing user message is taken. A tool call "
     'that needs approval ends the answer with `finish_reason: "tool_calls"` and the extension '
     "`pending_approval`; approve with `POST /v1/conversations/{id}/approve`.",
-    responses=error_responses(400, 401, 403, 404, 409, 413, 429, 502, 504, openai=True),
+    responses={
+        # `stream: true` answers an event stream of `chat.completion.chunk` objects instead.
+        200: {"content": {"application/json": {}, "text/event-stream": {}}},
+        **error_responses(400, 401, 403, 404, 409, 413, 429, 502, 504, openai=True),
+    },
 )
 async def chat_completions(
     request: Request,
@@ -210,7 +214,7 @@ async def chat_completions(
     "/models",
     summary="The models this credential may use (OpenAI-compatible)",
     response_model=ModelList,
-    responses=error_responses(401, openai=True),
+    responses=error_responses(401, 429, openai=True),
 )
 async def list_models(principal: CurrentPrincipal, container: ContainerDep) -> ModelList:
     visible = container.conversations.models.visible(principal)
@@ -221,7 +225,7 @@ async def list_models(principal: CurrentPrincipal, container: ContainerDep) -> M
     "/models/{model_id:path}",
     summary="One model (OpenAI-compatible)",
     response_model=ModelOut,
-    responses=error_responses(401, 404, openai=True),
+    responses=error_responses(401, 404, 429, openai=True),
 )
 async def get_model(
     model_id: str, principal: CurrentPrincipal, container: ContainerDep

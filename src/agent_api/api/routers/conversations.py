@@ -134,7 +134,10 @@ _TURN_RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Start a conversation",
     description="Creates a conversation and runs the agent on the first message." + STREAM_NOTE,
     response_model=Envelope[TurnOut],
-    responses={**_TURN_RESPONSES, 201: _TURN_RESPONSES[200]},
+    responses={
+        **{s: r for s, r in _TURN_RESPONSES.items() if s != 200},
+        201: _TURN_RESPONSES[200],
+    },
 )
 async def create_conversation(
     request: Request,
@@ -156,7 +159,7 @@ async def create_conversation(
 @router.get(
     "",
     summary="List conversations, most recently active first",
-    responses=error_responses(400, 401, 422),
+    responses=error_responses(400, 401, 422, 429),
 )
 async def list_conversations(
     principal: CurrentPrincipal,
@@ -178,7 +181,7 @@ async def list_conversations(
 @router.get(
     "/{conversation_id}",
     summary="A conversation with its whole history and any pending approval",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 429),
 )
 async def get_conversation(
     conversation_id: UUID, principal: CurrentPrincipal, container: ContainerDep
@@ -248,7 +251,7 @@ async def approve(
     "/{conversation_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a conversation",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 429),
 )
 async def delete_conversation(
     conversation_id: UUID, principal: CurrentPrincipal, container: ContainerDep

@@ -209,6 +209,7 @@ async def execute_tool(
     "once). Always 200 once the request is valid: each result says `ok` and carries its "
     "`result` or its `error`, in the order of the calls.",
     responses=_documented(
+        400,
         401,
         413,
         422,
