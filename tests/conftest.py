@@ -67,7 +67,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
-        if "integration" in parts or "e2e" in parts:
+        if {"integration", "e2e", "reliability"} & set(parts):
             item.add_marker(pytest.mark.integration)
 
 
