@@ -72,14 +72,14 @@ def is_openai_path(path: str) -> bool:
     return path.startswith(OPENAI_PATH_PREFIXES)
 
 
-def openai_error(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
-    """The OpenAI error object for `status` and our UPPER_SNAKE `code`."""
-    if status >= 500:
-        err_type = "server_error"
-    else:
-        err_type = _OPENAI_TYPE.get(status, "invalid_request_error")
-    if code == "RATE_LIMITED_QUOTA":
-        err_type = code = "insufficient_quota"
+def openai_error(
+    status: int, code: str, message: str, param: str | None = None, err_type: str | None = None
+) -> dict[str, Any]:
+    """An OpenAI error object for `status` and our UPPER_SNAKE `code`."""
+    if err_type is None:
+        err_type = (
+            "server_error" if status >= 500 else _OPENAI_TYPE.get(status, "invalid_request_error")
+        )
     return {
         "error": {
             "message": message,
@@ -90,27 +90,36 @@ def openai_error(status: int, code: str, message: str, param: str | None = None)
     }
 
 
+def openai_error_for(exc: e.AppError) -> dict[str, Any]:
+    """The OpenAI error object of an AppError, before or during a stream alike."""
+    status = status_for(exc)
+    if isinstance(exc, e.RateLimited) and exc.quota:
+        # OpenAI's own spelling for an exhausted budget, which clients check for.
+        return openai_error(
+            status, "insufficient_quota", exc.message, err_type="insufficient_quota"
+        )
+    param = exc.param if isinstance(exc, e.InvalidRequest) else None
+    return openai_error(status, exc.code, exc.message, param)
+
+
 def error_response(request_path: str, exc: e.AppError) -> JSONResponse:
     """The response for an AppError on the surface that `request_path` belongs to."""
     status = status_for(exc)
     headers: dict[str, str] = {}
-    code = exc.code
     if isinstance(exc, e.RateLimited):
         headers.update(exc.headers)
         headers["Retry-After"] = str(exc.retry_after)
         if exc.quota:
             headers["x-should-retry"] = "false"
-            code = "RATE_LIMITED_QUOTA" if is_openai_path(request_path) else code
     elif isinstance(exc, e.ServiceUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, e.Conflict | e.UpstreamFailed) and status in (409, 502):
         # Retrying a busy conversation or a failed upstream right away will not help.
         headers["x-should-retry"] = "false"
     if is_openai_path(request_path):
-        param = exc.param if isinstance(exc, e.InvalidRequest) else None
-        body = openai_error(status, code, exc.message, param)
+        body = openai_error_for(exc)
     else:
-        error: dict[str, Any] = {"code": code, "message": exc.message}
+        error: dict[str, Any] = {"code": exc.code, "message": exc.message}
         if exc.details is not None:
             error["details"] = exc.details
         body = {"success": False, "error": error}

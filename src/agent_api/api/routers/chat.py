@@ -20,7 +20,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal
-from agent_api.api.errors import openai_error, status_for
+from agent_api.api.errors import openai_error, openai_error_for
 from agent_api.api.middleware import add_response_headers
 from agent_api.api.routers.openai_schemas import (
     ChatCompletionRequest,
@@ -125,7 +125,7 @@ async def _chunks(
                 elif isinstance(event, RunFinished):
                     finished = event
     except AppError as exc:
-        yield sse_data(openai_error(status_for(exc), exc.code, exc.message))
+        yield sse_data(openai_error_for(exc))
         yield DONE
         return
     except Exception:
