@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 
 import anyio
@@ -43,7 +43,7 @@ class ShuttingDown(ServiceUnavailable):
 
 
 async def with_keepalive(
-    source: AsyncIterator[T],
+    source: AsyncGenerator[T, None],
     interval: float = KEEPALIVE_SECONDS,
     stop: asyncio.Event | None = None,
 ) -> AsyncGenerator[T | None, None]:
@@ -58,7 +58,7 @@ async def with_keepalive(
 
     async def produce() -> None:
         try:
-            async with contextlib.aclosing(source) as items:  # type: ignore[type-var]
+            async with contextlib.aclosing(source) as items:
                 async for item in items:
                     await queue.put((False, item))
         except Exception as exc:

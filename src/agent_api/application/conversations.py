@@ -12,7 +12,7 @@ import binascii
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -384,7 +384,7 @@ class Run:
         self._state = state
         self._new = new
 
-    async def events(self) -> AsyncIterator[AgentEvent]:
+    async def events(self) -> AsyncGenerator[AgentEvent, None]:
         engine = self._engine
         messages = list(self._new)
         usage = Usage()
