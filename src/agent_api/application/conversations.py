@@ -13,7 +13,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import cast
 from uuid import UUID
@@ -208,8 +208,8 @@ class ConversationService:
         )
         if decided is None:
             raise NotPendingApproval()
-        conversation = await self._repo.get(conversation_id, principal.user.id)
-        assert conversation is not None
+        # What the claim just wrote; no need to read it back.
+        conversation = replace(current, status=ConversationStatus.RUNNING, run_id=run_id)
         try:
             new = []
             for item in decided:
