@@ -8,6 +8,7 @@ import json
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from agent_api.infrastructure.db.database import create_engine
@@ -43,16 +44,21 @@ async def executions(pg_url: str, conversation_id: str) -> list:  # type: ignore
     return list(rows)
 
 
-async def test_pending_approval_survives_a_restart_and_runs_once(
-    server_pg_url: str, redis_url: str, stub: StubLLM
-) -> None:
-    env = server_env(
+@pytest.fixture
+def env(server_pg_url: str, redis_url: str, stub: StubLLM) -> dict[str, str]:
+    """A server on the shared e2e database where the calculator needs approval."""
+    return server_env(
         server_pg_url,
         redis_url,
         stub,
         TOOLS_REQUIRING_APPROVAL="calculator",
         DB_AUTO_MIGRATE="false",
     )
+
+
+async def test_pending_approval_survives_a_restart_and_runs_once(
+    env: dict[str, str], server_pg_url: str, stub: StubLLM
+) -> None:
     with live_server(env) as first:
         token = login(first, f"restart-{uuid.uuid4().hex[:8]}@example.com")
         turn = start_conversation(first, token, "What is 12 * 12?")
@@ -88,15 +94,8 @@ async def test_pending_approval_survives_a_restart_and_runs_once(
 
 
 async def test_rejection_is_told_to_the_model(
-    server_pg_url: str, redis_url: str, stub: StubLLM
+    env: dict[str, str], server_pg_url: str, stub: StubLLM
 ) -> None:
-    env = server_env(
-        server_pg_url,
-        redis_url,
-        stub,
-        TOOLS_REQUIRING_APPROVAL="calculator",
-        DB_AUTO_MIGRATE="false",
-    )
     with live_server(env) as base:
         token = login(base, f"reject-{uuid.uuid4().hex[:8]}@example.com")
         turn = start_conversation(base, token, "What is 2 * 3?")
