@@ -74,8 +74,11 @@ class OpenAICompatibleChatModel:
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         max_connections: int = 256,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """Opens nothing: the connection pool is created on the first call."""
+        """Opens nothing: the connection pool is created on the first call. `transport`
+        replaces the aiohttp transport (e.g. `httpx.MockTransport` in unit tests); this
+        client closes it either way."""
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key or None
         self._timeout = timeout
@@ -89,14 +92,13 @@ class OpenAICompatibleChatModel:
             connect=connect_timeout, read=None, write=connect_timeout, pool=None
         )
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._client = httpx.AsyncClient(
-            transport=AiohttpTransport(
+        if transport is None:
+            transport = AiohttpTransport(
                 limits=httpx.Limits(
                     max_connections=max_connections, max_keepalive_connections=max_connections
                 )
-            ),
-            headers=headers,
-        )
+            )
+        self._client = httpx.AsyncClient(transport=transport, headers=headers)
         self._log = structlog.get_logger("agent_api.llm")
 
     async def aclose(self) -> None:
