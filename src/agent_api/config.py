@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     jwt_refresh_ttl: Duration = timedelta(days=7)
     jwt_issuer: str = "agent-api"
     jwt_audience: str = "agent-api"
+    # Absolute lifetime of a login session: refreshing never extends it past this.
+    session_max_age: Duration = timedelta(days=30)
+    # `open`: anyone may `POST /v1/auth/register`; `closed`: 403, accounts come from
+    # `agent-api create-user`.
+    registration: Annotated[Literal["open", "closed"], BeforeValidator(_lower)] = "open"
 
     # LLM and agent
     llm_provider: Literal["openai", "demo"] | None = None

@@ -78,6 +78,16 @@ class ToolForbidden(PermissionDenied):
     default_message = "this credential may not use that tool"
 
 
+class RegistrationClosed(PermissionDenied):
+    code = "REGISTRATION_CLOSED"
+    default_message = "registration is closed; ask an administrator for an account"
+
+
+class WrongPassword(PermissionDenied):
+    code = "WRONG_PASSWORD"
+    default_message = "the current password is wrong"
+
+
 class ModelForbidden(PermissionDenied):
     code = "MODEL_FORBIDDEN"
     default_message = "this credential may not use that model"
