@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     server_port: int = Field(8080, ge=1, le=65535)
     shutdown_timeout: Duration = timedelta(seconds=30)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Slow clients: complete request headers within this of connecting (or of the last
+    # response), the whole body within this of the headers, and idle keep-alive connections
+    # close after this (whole seconds).
+    request_header_timeout: Duration = timedelta(seconds=10)
+    request_body_timeout: Duration = timedelta(seconds=30)
+    keepalive_timeout: Duration = timedelta(seconds=5)
     cors_origins: CsvList = []
     log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
         "info"

@@ -130,6 +130,12 @@ class NotPendingApproval(Conflict):
     default_message = "the conversation has no pending approval"
 
 
+# 408 -----------------------------------------------------------------------------------------
+class RequestTimeout(AppError):
+    code = "REQUEST_TIMEOUT"
+    default_message = "the request body did not arrive in time"
+
+
 # 413 -----------------------------------------------------------------------------------------
 class PayloadTooLarge(AppError):
     code = "PAYLOAD_TOO_LARGE"
