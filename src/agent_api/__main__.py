@@ -37,9 +37,12 @@ def _load_settings() -> Settings:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import math
+
     import uvicorn
 
     from agent_api.api.app import create_app
+    from agent_api.api.timeouts import header_timeout_protocol
 
     app = create_app(settings)
 
@@ -58,6 +61,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         log_config=None,
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout.total_seconds()),
+        # Slow clients: see agent_api.api.timeouts (the body limit is a middleware of the app).
+        http=header_timeout_protocol(settings.request_header_timeout.total_seconds()),
+        timeout_keep_alive=math.ceil(settings.keepalive_timeout.total_seconds()),
+        # No `limit_concurrency`: beyond it uvicorn answers 503 to every request, /health and
+        # /ready included, so slow clients would fail the probes. The timeouts above bound
+        # how long each one holds a socket; connection caps belong to the proxy.
     )
     DrainingServer(config).run()
 

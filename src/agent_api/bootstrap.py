@@ -157,6 +157,8 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             hasher=pick("hasher", None) or Argon2PasswordHasher(),
             tokens=tokens,
             **clock,
+            session_max_age=settings.session_max_age,
+            registration_open=settings.registration == "open",
         )
         rate_limits = RateLimitService(
             rate_limiter,

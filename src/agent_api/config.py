@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     server_port: int = Field(8080, ge=1, le=65535)
     shutdown_timeout: Duration = timedelta(seconds=30)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Slow clients: complete request headers within this of connecting (or of the last
+    # response), the whole body within this of the headers, and idle keep-alive connections
+    # close after this (whole seconds).
+    request_header_timeout: Duration = timedelta(seconds=10)
+    request_body_timeout: Duration = timedelta(seconds=30)
+    keepalive_timeout: Duration = timedelta(seconds=5)
     cors_origins: CsvList = []
     log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
         "info"
@@ -116,6 +122,11 @@ class Settings(BaseSettings):
     jwt_refresh_ttl: Duration = timedelta(days=7)
     jwt_issuer: str = "agent-api"
     jwt_audience: str = "agent-api"
+    # Absolute lifetime of a login session: refreshing never extends it past this.
+    session_max_age: Duration = timedelta(days=30)
+    # `open`: anyone may `POST /v1/auth/register`; `closed`: 403, accounts come from
+    # `agent-api create-user`.
+    registration: Annotated[Literal["open", "closed"], BeforeValidator(_lower)] = "open"
 
     # LLM and agent
     llm_provider: Literal["openai", "demo"] | None = None

@@ -90,6 +90,18 @@ class FakeSessionRepository:
         self.sessions[session_id] = dataclasses.replace(session, revoked_at=now)
         self.revoked_reasons[session_id] = reason
 
+    async def revoke_all_for_user(
+        self, user_id: UUID, reason: str, now: datetime, *, keep: UUID | None = None
+    ) -> int:
+        targets = [
+            s.id
+            for s in self.sessions.values()
+            if s.user_id == user_id and s.revoked_at is None and s.id != keep
+        ]
+        for session_id in targets:
+            await self.revoke(session_id, reason, now)
+        return len(targets)
+
 
 class FakeApiKeyRepository:
     def __init__(self, users: FakeUserRepository) -> None:
@@ -122,6 +134,14 @@ class FakeApiKeyRepository:
                     self.keys[key_hash] = dataclasses.replace(key, revoked_at=now)
                 return True
         return False
+
+    async def revoke_all_for_user(self, user_id: UUID, now: datetime) -> int:
+        revoked = 0
+        for key_hash, key in self.keys.items():
+            if key.user_id == user_id and key.revoked_at is None:
+                self.keys[key_hash] = dataclasses.replace(key, revoked_at=now)
+                revoked += 1
+        return revoked
 
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         for key_hash, key in self.keys.items():

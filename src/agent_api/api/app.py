@@ -28,6 +28,7 @@ from agent_api.api.routers import (
     tools,
     usage,
 )
+from agent_api.api.timeouts import BodyTimeoutMiddleware
 from agent_api.bootstrap import build
 from agent_api.config import Settings
 from agent_api.infrastructure.metrics import Metrics
@@ -76,8 +77,9 @@ def create_app(settings: Settings, **overrides: Any) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(chat.router)
 
-    # Added innermost first: CORS, then the body limit, then metrics, then the request context
-    # outermost so every answer (413s included) is counted, carries a request id and is logged.
+    # Added innermost first: CORS, then the body limits (size, then time), then metrics, then
+    # the request context outermost so every answer (413s and 408s included) is counted,
+    # carries a request id and is logged.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -97,6 +99,7 @@ def create_app(settings: Settings, **overrides: Any) -> FastAPI:
             allow_credentials=False,
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, seconds=settings.request_body_timeout.total_seconds())
     app.add_middleware(MetricsMiddleware, metrics=app_metrics)
     app.add_middleware(RequestContextMiddleware)
     return app

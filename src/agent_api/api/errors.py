@@ -31,6 +31,7 @@ STATUS: dict[type[e.AppError], int] = {
     e.PermissionDenied: 403,
     e.NotFound: 404,
     e.Conflict: 409,
+    e.RequestTimeout: 408,
     e.PayloadTooLarge: 413,
     e.ValidationFailed: 422,
     e.ToolFailed: 422,
@@ -47,6 +48,7 @@ _HTTP_CODES = {
     403: e.PermissionDenied,
     404: e.NotFound,
     405: MethodNotAllowed,
+    408: e.RequestTimeout,
     409: e.Conflict,
     413: e.PayloadTooLarge,
 }

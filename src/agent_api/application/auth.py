@@ -1,12 +1,12 @@
 """Accounts and sessions: register, login, refresh (rotation with reuse detection), logout,
-and turning a bearer credential into a `Principal`."""
+password change, and turning a bearer credential into a `Principal`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agent_api.application.ports import (
     ApiKeyRepository,
@@ -17,7 +17,13 @@ from agent_api.application.ports import (
 from agent_api.application.tokens import TokenService, TokenType
 from agent_api.domain.api_keys import hash_key, looks_like_api_key
 from agent_api.domain.credentials import Credential, CredentialType, Principal
-from agent_api.domain.errors import InvalidCredentials, InvalidToken, PermissionDenied
+from agent_api.domain.errors import (
+    InvalidCredentials,
+    InvalidToken,
+    PermissionDenied,
+    RegistrationClosed,
+    WrongPassword,
+)
 from agent_api.domain.sessions import Session
 from agent_api.domain.users import Role, User, check_password_policy, normalize_email
 
@@ -45,8 +51,13 @@ class AuthService:
         hasher: PasswordHasher,
         tokens: TokenService,
         clock: Clock = utcnow,
+        *,
+        session_max_age: timedelta = timedelta(days=30),
+        registration_open: bool = True,
     ) -> None:
         self._users = users
+        self._session_max_age = session_max_age
+        self._registration_open = registration_open
         self._sessions = sessions
         self._api_keys = api_keys
         self._hasher = hasher
@@ -70,6 +81,14 @@ class AuthService:
         await self._users.add(user)
         return user
 
+    async def sign_up(self, email: str, password: str, name: str) -> User:
+        """Self-service registration (`POST /v1/auth/register`): a user account. Raises
+        RegistrationClosed when registration is closed (accounts then come from the
+        `create-user` command, i.e. `register`), ValidationFailed, EmailTaken."""
+        if not self._registration_open:
+            raise RegistrationClosed()
+        return await self.register(email, password, name)
+
     async def login(self, email: str, password: str) -> TokenPair:
         """Opens a session. Raises InvalidCredentials, with the same answer (and about the same
         time) for an unknown email, a wrong password and an inactive account."""
@@ -84,7 +103,9 @@ class AuthService:
         if new_hash is not None:
             await self._users.set_password_hash(user.id, new_hash, now)
         session_id = uuid.uuid4()
-        refresh, refresh_claims = self._tokens.issue(TokenType.REFRESH, user.id, session_id, now)
+        refresh, refresh_claims = self._tokens.issue(
+            TokenType.REFRESH, user.id, session_id, now, not_after=now + self._session_max_age
+        )
         await self._sessions.add(
             Session(
                 id=session_id,
@@ -99,16 +120,27 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotates the session's refresh token. Raises InvalidToken; presenting a refresh token
-        that was already rotated revokes the whole session (reuse detection)."""
+        that was already rotated revokes the whole session (reuse detection). The new token
+        never outlives the session's absolute deadline (created_at + SESSION_MAX_AGE); a
+        session past it is refused."""
         claims = self._tokens.verify(refresh_token, TokenType.REFRESH)
         now = self._now()
         found = await self._sessions.get_active_with_user(claims.session_id, now)
         if found is None:
             raise InvalidToken("session expired or revoked")
-        _, user = found
+        session, user = found
         if not user.is_active:
             raise InvalidToken("account inactive")
-        refresh, new_claims = self._tokens.issue(TokenType.REFRESH, user.id, claims.session_id, now)
+        if session.is_past_max_age(now, self._session_max_age):
+            await self._sessions.revoke(session.id, "max_age", now)
+            raise InvalidToken("session reached its maximum age; log in again")
+        refresh, new_claims = self._tokens.issue(
+            TokenType.REFRESH,
+            user.id,
+            claims.session_id,
+            now,
+            not_after=session.deadline(self._session_max_age),
+        )
         rotated = await self._sessions.rotate(
             claims.session_id, claims.jti, new_claims.jti, new_claims.expires_at, now
         )
@@ -124,6 +156,45 @@ class AuthService:
         if not principal.credential.is_session:
             raise PermissionDenied("logout needs a session token; API keys are revoked instead")
         await self._sessions.revoke(principal.credential.id, "logout", self._now())
+
+    async def logout_all(self, principal: Principal) -> int:
+        """Revokes every session of the caller's user, the current one included; returns how
+        many. Raises PermissionDenied for API keys."""
+        if not principal.credential.is_session:
+            raise PermissionDenied("logout-all needs a session token; API keys may not do it")
+        return await self._sessions.revoke_all_for_user(
+            principal.user.id, "logout_all", self._now()
+        )
+
+    async def change_password(
+        self,
+        principal: Principal,
+        current_password: str,
+        new_password: str,
+        *,
+        revoke_api_keys: bool = False,
+    ) -> None:
+        """Replaces the caller's password and revokes every other session of the user (the
+        current one stays valid); with `revoke_api_keys` every key of the user too.
+
+        Raises PermissionDenied for API keys, WrongPassword when `current_password` does not
+        match (403, not 401: the bearer token is fine and must not be dropped by clients),
+        ValidationFailed when the new password breaks the policy."""
+        if not principal.credential.is_session:
+            raise PermissionDenied("changing the password needs a session token")
+        check_password_policy(new_password)
+        user = principal.user
+        matches, _ = await self._hasher.verify(current_password, user.password_hash)
+        if not matches:
+            raise WrongPassword()
+        now = self._now()
+        await self._users.set_password_hash(user.id, await self._hasher.hash(new_password), now)
+        # After the new hash is stored: a failure here is retried with the new password.
+        await self._sessions.revoke_all_for_user(
+            user.id, "password_changed", now, keep=principal.credential.id
+        )
+        if revoke_api_keys:
+            await self._api_keys.revoke_all_for_user(user.id, now)
 
     async def authenticate(self, bearer: str) -> Principal:
         """An access JWT or an API key -> Principal. Raises InvalidToken for anything else,
@@ -146,6 +217,8 @@ class AuthService:
             if found is None:
                 raise InvalidToken("session expired or revoked")
             session, user = found
+            if session.is_past_max_age(now, self._session_max_age):
+                raise InvalidToken("session reached its maximum age; log in again")
             credential = Credential(
                 type=CredentialType.SESSION, id=session.id, expires_at=session.expires_at
             )

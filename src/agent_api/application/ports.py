@@ -55,6 +55,12 @@ class SessionRepository(Protocol):
     async def revoke(self, session_id: UUID, reason: str, now: datetime) -> None:
         """Idempotent: revoking a revoked session keeps the first revocation."""
 
+    async def revoke_all_for_user(
+        self, user_id: UUID, reason: str, now: datetime, *, keep: UUID | None = None
+    ) -> int:
+        """Revokes every live session of the user except `keep`, in one statement; returns
+        how many were revoked. Already revoked sessions keep their first revocation."""
+
 
 class ApiKeyRepository(Protocol):
     async def get_by_hash_with_user(self, key_hash: str) -> tuple[ApiKey, User] | None: ...
@@ -67,6 +73,9 @@ class ApiKeyRepository(Protocol):
     async def revoke(self, user_id: UUID, key_id: UUID, now: datetime) -> bool:
         """Revokes the user's key; idempotent (keeps the first revocation). False when the
         user has no such key (another user's key counts as missing)."""
+
+    async def revoke_all_for_user(self, user_id: UUID, now: datetime) -> int:
+        """Revokes every unrevoked key of the user in one statement; returns how many."""
 
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         """Sets `last_used_at = now` unless it was set less than LAST_USED_RESOLUTION ago;

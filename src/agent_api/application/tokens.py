@@ -50,15 +50,23 @@ class TokenService:
         self._audience = audience
 
     def issue(
-        self, token_type: TokenType, user_id: UUID, session_id: UUID, now: datetime
+        self,
+        token_type: TokenType,
+        user_id: UUID,
+        session_id: UUID,
+        now: datetime,
+        not_after: datetime | None = None,
     ) -> tuple[str, TokenClaims]:
+        """A signed token of `token_type`, expiring after its TTL or at `not_after`,
+        whichever comes first."""
         ttl = self.access_ttl if token_type is TokenType.ACCESS else self.refresh_ttl
+        expires_at = now + ttl if not_after is None else min(now + ttl, not_after)
         claims = TokenClaims(
             user_id=user_id,
             session_id=session_id,
             jti=secrets.token_urlsafe(16),
             type=token_type,
-            expires_at=now + ttl,
+            expires_at=expires_at,
         )
         payload = {
             "sub": str(user_id),

@@ -78,6 +78,16 @@ class ToolForbidden(PermissionDenied):
     default_message = "this credential may not use that tool"
 
 
+class RegistrationClosed(PermissionDenied):
+    code = "REGISTRATION_CLOSED"
+    default_message = "registration is closed; ask an administrator for an account"
+
+
+class WrongPassword(PermissionDenied):
+    code = "WRONG_PASSWORD"
+    default_message = "the current password is wrong"
+
+
 class ModelForbidden(PermissionDenied):
     code = "MODEL_FORBIDDEN"
     default_message = "this credential may not use that model"
@@ -118,6 +128,12 @@ class ConversationBusy(Conflict):
 class NotPendingApproval(Conflict):
     code = "NOT_PENDING_APPROVAL"
     default_message = "the conversation has no pending approval"
+
+
+# 408 -----------------------------------------------------------------------------------------
+class RequestTimeout(AppError):
+    code = "REQUEST_TIMEOUT"
+    default_message = "the request body did not arrive in time"
 
 
 # 413 -----------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 
@@ -21,3 +21,12 @@ class Session:
 
     def is_active(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
+
+    def deadline(self, max_age: timedelta) -> datetime:
+        """The absolute end of the session: no refresh extends it past this instant."""
+        return self.created_at + max_age
+
+    def is_past_max_age(self, now: datetime, max_age: timedelta) -> bool:
+        """True once the session has lived `max_age` (sessions opened before a lower
+        SESSION_MAX_AGE was configured may still have a later `expires_at`)."""
+        return now >= self.deadline(max_age)

@@ -1,4 +1,4 @@
-"""Accounts and sessions: register, login, refresh, logout, me."""
+"""Accounts and sessions: register, login, refresh, logout, logout-all, password, me."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal, limit_auth_attempt
+from agent_api.api.deps import (
+    ContainerDep,
+    CurrentPrincipal,
+    SessionPrincipal,
+    limit_auth_attempt,
+)
 from agent_api.api.schemas import CredentialOut, Envelope, UserOut, error_responses
 from agent_api.application.auth import TokenPair
 from agent_api.domain.users import (
@@ -53,6 +58,18 @@ class RefreshRequest(BaseModel):
     refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
+class ChangePasswordRequest(BaseModel):
+    current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+    new_password: Password
+    revoke_api_keys: bool = Field(
+        False, description="Also revoke every API key of the account (e.g. after a compromise)"
+    )
+
+
+class LogoutAllPayload(BaseModel):
+    revoked_sessions: int = Field(description="How many sessions were ended")
+
+
 class UserPayload(BaseModel):
     user: UserOut
 
@@ -84,14 +101,15 @@ class MePayload(BaseModel):
     status_code=status.HTTP_201_CREATED,
     summary="Create an account",
     description="The email is trimmed and lower-cased; an email taken in any letter case is "
-    "409 `EMAIL_TAKEN`. Passwords are 8 to 1024 characters.",
-    responses=error_responses(400, 409, 413, 422, 429, 503),
+    "409 `EMAIL_TAKEN`. Passwords are 8 to 1024 characters. With `REGISTRATION=closed` "
+    "every request is 403 `REGISTRATION_CLOSED` (accounts come from `agent-api create-user`).",
+    responses=error_responses(400, 403, 409, 413, 422, 429, 503),
 )
 async def register(
     body: RegisterRequest, request: Request, container: ContainerDep
 ) -> Envelope[UserPayload]:
     await limit_auth_attempt(request, container, "register", body.email)
-    user = await container.auth.register(body.email, body.password, body.name)
+    user = await container.auth.sign_up(body.email, body.password, body.name)
     return Envelope(data=UserPayload(user=UserOut.of(user)))
 
 
@@ -131,6 +149,48 @@ async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[Tok
 )
 async def logout(principal: CurrentPrincipal, container: ContainerDep) -> Response:
     await container.auth.logout(principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/logout-all",
+    summary="End every session of the account, this one included",
+    description="Every access and refresh token of the account stops working at once. "
+    "API keys are left alone; they get 403 here.",
+    responses=error_responses(401, 403, 429),
+)
+async def logout_all(
+    principal: SessionPrincipal, container: ContainerDep
+) -> Envelope[LogoutAllPayload]:
+    revoked = await container.auth.logout_all(principal)
+    return Envelope(data=LogoutAllPayload(revoked_sessions=revoked))
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change the password",
+    description="Needs the current password: a wrong one is 403 `WRONG_PASSWORD` (not 401, "
+    "the token itself is valid). The new one follows the password policy (422). Every other "
+    "session of the account ends at once; the current one stays. With "
+    "`revoke_api_keys: true` every API key of the account is revoked too. Session tokens "
+    "only: API keys get 403. Attempts count against the login rate limit.",
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+)
+async def change_password(
+    body: ChangePasswordRequest,
+    request: Request,
+    principal: SessionPrincipal,
+    container: ContainerDep,
+) -> Response:
+    # Counted like logins: a stolen access token must not buy a way to guess the password.
+    await limit_auth_attempt(request, container, "password", principal.user.email)
+    await container.auth.change_password(
+        principal,
+        body.current_password,
+        body.new_password,
+        revoke_api_keys=body.revoke_api_keys,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

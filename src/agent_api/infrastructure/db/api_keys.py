@@ -90,6 +90,15 @@ class SqlApiKeyRepository:
             found = (await conn.execute(select(api_keys.c.id).where(owned))).first()
         return found is not None
 
+    async def revoke_all_for_user(self, user_id: UUID, now: datetime) -> int:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return int(result.rowcount)
+
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         # The conditional UPDATE makes this safe across replicas (at most one write per key
         # per resolution wins); the in-process memory spares even the statement when a burst

@@ -1,4 +1,10 @@
-"""Run Alembic migrations programmatically (CLI `migrate`, auto-migrate at startup, tests)."""
+"""Run Alembic migrations programmatically (CLI `migrate`, auto-migrate at startup, tests).
+
+On PostgreSQL every run holds an advisory lock for its whole duration, so replicas that start
+together on one database migrate it one after the other: the first applies the revisions, the
+others then find the schema at head and have nothing to do. SQLite is a file of one process
+(its own locking is enough).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Source checkouts keep migrations/ at the project root; the wheel and the Docker image ship
 # them next to alembic.ini in the working directory.
 _ROOT_CANDIDATES = (Path(__file__).resolve().parents[4], Path.cwd())
+
+# The advisory-lock key of migrations: any constant bigint, the same in every replica and
+# version ("agent-api migrations" as a number, so it is recognisable in pg_locks).
+MIGRATION_LOCK_KEY = 0x61676E7461706900
 
 
 def alembic_config() -> Config:
@@ -43,5 +54,20 @@ async def _run(engine: AsyncEngine, action: Callable[[Config], None]) -> None:
         config.attributes["connection"] = connection
         action(config)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    if engine.dialect.name != "postgresql":
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+        return
+    # A session-level lock on a connection of its own: it is held across whatever
+    # transactions the migration uses, and PostgreSQL releases it if this process dies.
+    async with engine.connect() as lock_conn:
+        await lock_conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        await lock_conn.commit()
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(run)
+        finally:
+            await lock_conn.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            await lock_conn.commit()

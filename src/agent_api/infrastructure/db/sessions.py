@@ -89,3 +89,15 @@ class SqlSessionRepository:
                 .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason=reason)
             )
+
+    async def revoke_all_for_user(
+        self, user_id: UUID, reason: str, now: datetime, *, keep: UUID | None = None
+    ) -> int:
+        condition = (sessions.c.user_id == user_id) & sessions.c.revoked_at.is_(None)
+        if keep is not None:
+            condition &= sessions.c.id != keep
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(sessions).where(condition).values(revoked_at=now, revoked_reason=reason)
+            )
+        return int(result.rowcount)
