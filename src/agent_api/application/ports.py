@@ -13,7 +13,15 @@ from typing import Any, Literal, NamedTuple, Protocol
 from uuid import UUID
 
 from agent_api.domain.api_keys import ApiKey
-from agent_api.domain.chat import ChatEvent, ChatRequest, ChatResult, ToolCall, Usage
+from agent_api.domain.chat import (
+    ChatEvent,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from agent_api.domain.conversations import (
     ApprovalRequest,
     Conversation,
@@ -284,3 +292,18 @@ class ChatModel(Protocol):
         the upstream call promptly. Errors are raised from the iteration; once an event has
         been yielded nothing is retried."""
         ...
+
+
+class TokenCounter(Protocol):
+    """How many tokens of one model's context window a request's parts take (adapters:
+    TiktokenCounter for models whose tokenizer ships with us, ByteEstimateCounter otherwise).
+    Pure CPU work, no I/O once built; safe to call from a worker thread. A count includes the
+    framing the chat format adds around the part, and is never below the model's own count
+    by more than that framing allowance (the byte estimate never below it at all)."""
+
+    def count_message(self, message: ChatMessage) -> int:
+        """Tokens of one message: content, tool calls, name and its framing."""
+
+    def count_tools(self, tools: Sequence[ToolSpec]) -> int:
+        """Tokens the tool definitions offered with a request take, plus the request's fixed
+        framing (the primer of the answer)."""
