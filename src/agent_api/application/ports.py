@@ -221,8 +221,10 @@ class ConversationRepository(Protocol):
         usage: Usage | None = None,
         latency_ms: int | None = None,
         is_complete: bool = True,
+        context_dropped: int = 0,
     ) -> Message:
-        """Stores the conversation's next message and adds it to the conversation's counters."""
+        """Stores the conversation's next message and adds it to the conversation's counters.
+        `context_dropped`: earlier messages left out of the context the message was written in."""
 
     async def messages(self, conversation_id: UUID) -> list[Message]: ...
 
