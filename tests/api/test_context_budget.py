@@ -143,3 +143,33 @@ async def test_a_last_turn_that_cannot_fit_is_openais_context_length_exceeded(
     )
     assert sse_events(streamed.text)[-2]["error"]["code"] == "context_length_exceeded"
     assert model.requests == []
+
+
+async def test_known_models_are_counted_with_their_own_tokenizer_and_budget(
+    tmp_path: Path,
+) -> None:
+    # 3,000 tokens of o200k_base text in 18,000 bytes: the byte estimate would refuse it.
+    words = "hello " * 3_000
+    model = ScriptedChatModel(text("ok"))
+    settings = make_settings(
+        tmp_path,
+        llm_base_url="http://127.0.0.1:9",  # never called: the scripted model answers
+        llm_default_model="gpt-4o-mini",
+        llm_context_tokens=BUDGET,
+        llm_context_tokens_by_model={"gpt-4o-mini": 5_000},
+        llm_context_reserve_tokens=RESERVE,
+    )
+    async with running_app(settings, chat_model=model) as client:
+        headers = await headers_for(client)
+        created = await client.post("/v1/conversations", json={"message": words}, headers=headers)
+        assert created.status_code == 201, created.text
+        conversation_id = created.json()["data"]["conversation"]["id"]
+        again = await client.post(
+            f"/v1/conversations/{conversation_id}/messages",
+            json={"message": "and again: " + words},
+            headers=headers,
+        )
+        assert again.status_code == 200, again.text
+    # Both turns (~6,000 tokens) exceed gpt-4o-mini's 5,000: the first went.
+    assert [m.role for m in model.requests[-1].messages] == ["system", "user"]
+    assert again.json()["data"]["messages"][-1]["context_dropped"] == 2
