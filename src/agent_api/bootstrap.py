@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from agent_api.application.agent.context import ContextWindow
 from agent_api.application.agent.graph import build_agent_graph
 from agent_api.application.api_keys import ApiKeyService
 from agent_api.application.auth import AuthService, utcnow
@@ -43,6 +44,7 @@ from agent_api.infrastructure.metered_chat_model import MeteredChatModel
 from agent_api.infrastructure.metrics import Metrics
 from agent_api.infrastructure.passwords import Argon2PasswordHasher
 from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
+from agent_api.infrastructure.tokenizers import counter_for_model
 from agent_api.tools import build_registry
 
 log = structlog.get_logger("agent_api.bootstrap")
@@ -89,6 +91,19 @@ def _chat_model(settings: Settings) -> OpenAICompatibleChatModel | DemoChatModel
         )
     log.warning("LLM_BASE_URL is not set: answering with the offline demo model")
     return DemoChatModel()
+
+
+def _context_windows(settings: Settings) -> Callable[[str], ContextWindow]:
+    """Each model's context budget, counted with its own tokenizer when we ship it."""
+
+    def window(model: str) -> ContextWindow:
+        return ContextWindow(
+            settings.context_tokens_for(model),
+            settings.llm_context_reserve_tokens,
+            counter_for_model(model),
+        )
+
+    return window
 
 
 async def _sweep_interrupted_runs(conversations: ConversationService, interval: float) -> None:
@@ -185,6 +200,7 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
                 tools,
                 settings.agent_max_iterations,
                 settings.tools_max_concurrent,
+                context_window=_context_windows(settings),
             ),
             tools,
             tools.specs_for,

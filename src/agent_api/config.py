@@ -73,8 +73,34 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+_MODEL_NAME = re.compile(r"^[^\s=,]+$")
+
+
+def parse_model_budgets(value: Any) -> Any:
+    """`gpt-4o=128000,llama3=8192` -> {"gpt-4o": 128000, "llama3": 8192}; a dict passes through.
+
+    Raises ValueError naming the bad entry: an item without `=`, an empty or spaced model
+    name, a count that is not a positive whole number, a model given twice."""
+    if not isinstance(value, str):
+        return value
+    budgets: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        model, sep, count = (piece.strip() for piece in item.partition("="))
+        if not sep or not _MODEL_NAME.match(model):
+            raise ValueError(f"invalid entry {item!r}: use model=tokens, e.g. llama3=8192")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"invalid entry {item!r}: tokens must be a positive whole number")
+        if model in budgets:
+            raise ValueError(f"model {model!r} is given twice")
+        budgets[model] = int(count)
+    return budgets
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(split_csv)]
+ModelBudgets = Annotated[
+    dict[str, Annotated[int, Field(ge=1)]], NoDecode, BeforeValidator(parse_model_budgets)
+]
 
 
 class Settings(BaseSettings):
@@ -136,6 +162,11 @@ class Settings(BaseSettings):
     llm_models: CsvList = []
     llm_timeout: Duration = timedelta(seconds=120)
     llm_max_retries: int = Field(2, ge=0, le=10)
+    # Context window of every model, overridable per model; what a request may take is the
+    # window minus the reserve kept for the answer.
+    llm_context_tokens: int = Field(128_000, ge=1)
+    llm_context_tokens_by_model: ModelBudgets = {}
+    llm_context_reserve_tokens: int = Field(4_096, ge=0)
     agent_max_iterations: int = Field(10, ge=1, le=100)
     # How long a run's claim on its conversation holds without renewal (renewed every third
     # of it while the run lives): after a crash the conversation is free again this soon.
@@ -167,7 +198,22 @@ class Settings(BaseSettings):
                 raise ValueError("JWT_SECRET is a published default; generate your own")
         if self.llm_provider == "openai" and not self.llm_base_url:
             raise ValueError("LLM_PROVIDER=openai needs LLM_BASE_URL")
+        budgets = {"LLM_CONTEXT_TOKENS": self.llm_context_tokens} | {
+            f"LLM_CONTEXT_TOKENS_BY_MODEL ({model})": tokens
+            for model, tokens in self.llm_context_tokens_by_model.items()
+        }
+        for name, tokens in budgets.items():
+            if tokens <= self.llm_context_reserve_tokens:
+                raise ValueError(
+                    f"{name} must be more than LLM_CONTEXT_RESERVE_TOKENS "
+                    f"({self.llm_context_reserve_tokens}): nothing would be left for the prompt"
+                )
         return self
+
+    def context_tokens_for(self, model: str) -> int:
+        """The context window of `model`: its LLM_CONTEXT_TOKENS_BY_MODEL entry, else
+        LLM_CONTEXT_TOKENS."""
+        return self.llm_context_tokens_by_model.get(model, self.llm_context_tokens)
 
     @property
     def uses_postgres(self) -> bool:

@@ -84,6 +84,20 @@ async def test_messages_get_sequence_numbers_and_update_counters(db: Database) -
     assert (after.message_count, after.tool_call_count, after.total_tokens) == (3, 1, 10)
 
 
+async def test_an_answer_keeps_how_much_context_it_was_written_without(db: Database) -> None:
+    repo = SqlConversationRepository(db)
+    user = await make_user(db)
+    conv = conversation(user)
+    await repo.create(conv)
+    await repo.append_message(conv.id, "user", NOW, content="hi")
+    written = await repo.append_message(
+        conv.id, "assistant", NOW, content="ok", usage=Usage(7, 3), context_dropped=12
+    )
+    assert written.context_dropped == 12
+    stored = await repo.messages(conv.id)
+    assert [m.context_dropped for m in stored] == [0, 12]
+
+
 async def test_list_pages_newest_first_with_a_keyset_cursor(db: Database) -> None:
     repo = SqlConversationRepository(db)
     user = await make_user(db)

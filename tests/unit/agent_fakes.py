@@ -141,13 +141,20 @@ class MemoryRecorder:
         return message
 
     async def assistant(
-        self, result: ChatResult, calls: Sequence[ToolCall], latency_ms: int, complete: bool = True
+        self,
+        result: ChatResult,
+        calls: Sequence[ToolCall],
+        latency_ms: int,
+        complete: bool = True,
+        *,
+        context_dropped: int = 0,
     ) -> Message:
         message = self._add(
             "assistant",
             content=result.message.content,
             tool_calls=tuple(calls),
             is_complete=complete,
+            context_dropped=context_dropped,
             prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
         )

@@ -8,10 +8,12 @@ rotate` is a compare-and-swap). Add fakes for new ports here, one class per port
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from agent_api.domain.api_keys import ApiKey
+from agent_api.domain.chat import ChatMessage, ToolSpec
 from agent_api.domain.errors import EmailTaken
 from agent_api.domain.sessions import Session
 from agent_api.domain.users import User
@@ -175,3 +177,20 @@ class FakeHasher:
 
     async def dummy_verify(self) -> None:
         self.dummy_verifies += 1
+
+
+class FakeTokenCounter:
+    """One token per character of content and tool-call arguments, `per_message` more for
+    each message, one per tool definition. Records how many messages it counted."""
+
+    def __init__(self, per_message: int = 1) -> None:
+        self.per_message = per_message
+        self.counted = 0
+
+    def count_message(self, message: ChatMessage) -> int:
+        self.counted += 1
+        calls = sum(len(call.arguments) for call in message.tool_calls)
+        return self.per_message + len(message.content or "") + calls
+
+    def count_tools(self, tools: Sequence[ToolSpec]) -> int:
+        return len(tools)

@@ -242,3 +242,42 @@ def test_empty_values_mean_unset() -> None:
     assert settings.jwt_secret is None
     assert settings.redis_url is None
     assert settings.llm_api_key is None
+
+
+# --- context budgets -----------------------------------------------------------------------------
+
+
+def test_context_budgets_default_and_per_model(env: pytest.MonkeyPatch) -> None:
+    settings = load(env, LLM_CONTEXT_TOKENS_BY_MODEL=" gpt-4o=128000, llama3:8b=8192 ,")
+    assert settings.llm_context_tokens_by_model == {"gpt-4o": 128000, "llama3:8b": 8192}
+    assert settings.context_tokens_for("llama3:8b") == 8192
+    assert settings.context_tokens_for("anything-else") == 128_000
+    assert settings.llm_context_reserve_tokens == 4096
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["llama3", "llama3=", "=8192", "llama3=0", "llama3=-5", "llama3=8k", "a b=10", "x=1,x=2"],
+)
+def test_bad_per_model_budgets_name_the_variable(env: pytest.MonkeyPatch, value: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        load(env, LLM_CONTEXT_TOKENS_BY_MODEL=value)
+    assert error_fields(exc.value) == ["llm_context_tokens_by_model"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("LLM_CONTEXT_TOKENS", "0"), ("LLM_CONTEXT_RESERVE_TOKENS", "-1")]
+)
+def test_bad_context_numbers_name_the_variable(
+    env: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    with pytest.raises(ValidationError) as exc:
+        load(env, **{variable: value})
+    assert error_fields(exc.value) == [variable.lower()]
+
+
+def test_the_answer_reserve_must_leave_room_for_the_prompt(env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="LLM_CONTEXT_TOKENS_BY_MODEL \\(tiny\\)"):
+        load(env, LLM_CONTEXT_TOKENS_BY_MODEL="tiny=4096")
+    with pytest.raises(ValidationError, match="LLM_CONTEXT_TOKENS must be more"):
+        load(env, LLM_CONTEXT_TOKENS="1000", LLM_CONTEXT_RESERVE_TOKENS="1000")

@@ -13,7 +13,15 @@ from typing import Any, Literal, NamedTuple, Protocol
 from uuid import UUID
 
 from agent_api.domain.api_keys import ApiKey
-from agent_api.domain.chat import ChatEvent, ChatRequest, ChatResult, ToolCall, Usage
+from agent_api.domain.chat import (
+    ChatEvent,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from agent_api.domain.conversations import (
     ApprovalRequest,
     Conversation,
@@ -222,8 +230,10 @@ class ConversationRepository(Protocol):
         usage: Usage | None = None,
         latency_ms: int | None = None,
         is_complete: bool = True,
+        context_dropped: int = 0,
     ) -> Message:
-        """Stores the conversation's next message and adds it to the conversation's counters."""
+        """Stores the conversation's next message and adds it to the conversation's counters.
+        `context_dropped`: earlier messages left out of the context the message was written in."""
 
     async def messages(self, conversation_id: UUID) -> list[Message]: ...
 
@@ -293,3 +303,18 @@ class ChatModel(Protocol):
         the upstream call promptly. Errors are raised from the iteration; once an event has
         been yielded nothing is retried."""
         ...
+
+
+class TokenCounter(Protocol):
+    """How many tokens of one model's context window a request's parts take (adapters:
+    TiktokenCounter for models whose tokenizer ships with us, ByteEstimateCounter otherwise).
+    Pure CPU work, no I/O once built; safe to call from a worker thread. A count includes the
+    framing the chat format adds around the part, and is never below the model's own count
+    by more than that framing allowance (the byte estimate never below it at all)."""
+
+    def count_message(self, message: ChatMessage) -> int:
+        """Tokens of one message: content, tool calls, name and its framing."""
+
+    def count_tools(self, tools: Sequence[ToolSpec]) -> int:
+        """Tokens the tool definitions offered with a request take, plus the request's fixed
+        framing (the primer of the answer)."""

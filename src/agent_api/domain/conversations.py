@@ -75,7 +75,9 @@ class Conversation:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A stored message. `is_complete` is false for an answer cut short (client gone, error)."""
+    """A stored message. `is_complete` is false for an answer cut short (client gone, error).
+    `context_dropped` counts the earlier messages left out of the context an answer was written
+    in, to fit the model's context budget (0: it saw the whole conversation)."""
 
     id: UUID
     conversation_id: UUID
@@ -91,6 +93,7 @@ class Message:
     completion_tokens: int = 0
     latency_ms: int | None = None
     is_complete: bool = True
+    context_dropped: int = 0
 
     def to_chat(self) -> ChatMessage:
         return ChatMessage(

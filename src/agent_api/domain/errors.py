@@ -40,6 +40,17 @@ class InvalidArguments(InvalidRequest):
     default_message = "invalid tool arguments"
 
 
+class ContextLengthExceeded(InvalidRequest):
+    """The turn cannot fit the model's context window even with every earlier turn left out:
+    refused before the model is called. `param` is `messages` (OpenAI's spelling)."""
+
+    code = "CONTEXT_LENGTH_EXCEEDED"
+    default_message = "the last message does not fit the model's context window"
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message, param="messages", details=details)
+
+
 # 422 -----------------------------------------------------------------------------------------
 class ValidationFailed(AppError):
     code = "VALIDATION_ERROR"

@@ -114,6 +114,11 @@ class MessageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     is_complete: bool
+    context_dropped: int = Field(
+        0,
+        description="Earlier messages left out of the context this answer was written in, to "
+        "fit the model's context window (oldest turns first); 0 when it saw them all",
+    )
     created_at: datetime
 
     @classmethod
@@ -134,6 +139,7 @@ class MessageOut(BaseModel):
             prompt_tokens=m.prompt_tokens,
             completion_tokens=m.completion_tokens,
             is_complete=m.is_complete,
+            context_dropped=m.context_dropped,
             created_at=m.created_at,
         )
 

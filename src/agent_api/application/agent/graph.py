@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict
 from uuid import UUID
@@ -20,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
+from agent_api.application.agent.context import ContextWindow, fit_to_window
 from agent_api.application.agent.events import (
     ApprovalRequired,
     ContentDelta,
@@ -75,7 +76,13 @@ class RunRecorder(Protocol):
     """Where a run writes what it produces (the conversation's tables)."""
 
     async def assistant(
-        self, result: ChatResult, calls: Sequence[ToolCall], latency_ms: int, complete: bool = True
+        self,
+        result: ChatResult,
+        calls: Sequence[ToolCall],
+        latency_ms: int,
+        complete: bool = True,
+        *,
+        context_dropped: int = 0,
     ) -> Message: ...
 
     async def tool_result(self, outcome: ToolOutcome) -> Message: ...
@@ -112,10 +119,16 @@ AgentGraph = CompiledStateGraph[AgentState, RunContext, AgentState, AgentState]
 
 
 def build_agent_graph(
-    chat_model: ChatModel, tools: AgentTools, max_iterations: int, max_concurrent_tools: int
+    chat_model: ChatModel,
+    tools: AgentTools,
+    max_iterations: int,
+    max_concurrent_tools: int,
+    context_window: Callable[[str], ContextWindow] | None = None,
 ) -> AgentGraph:
     """Compiles the graph. Nodes write `AgentEvent`s to the custom stream as they happen;
-    `act` runs at most `max_concurrent_tools` of a round's calls at once."""
+    `act` runs at most `max_concurrent_tools` of a round's calls at once. `think` fits each
+    request to `context_window(model)` (no budget when None) and raises ContextLengthExceeded,
+    before calling the model, when the last turn cannot fit."""
 
     async def router(state: AgentState) -> AgentState:
         fixed = state.get("fixed_agent", AgentType.AUTO)
@@ -127,19 +140,17 @@ def build_agent_graph(
         system = [ChatMessage(role="system", content=SYSTEM_PROMPTS[state["agent"]])]
         if tools_off:
             system.append(ChatMessage(role="system", content=ITERATION_LIMIT_NOTE))
-        request = ChatRequest(
-            model=ctx.model,
-            messages=(*system, *state["history"]),
-            tools=() if tools_off else ctx.tools,
-        )
+        offered = () if tools_off else ctx.tools
+        history, dropped = await _fit(context_window, ctx.model, system, state["history"], offered)
+        request = ChatRequest(model=ctx.model, messages=(*system, *history), tools=offered)
         started = time.perf_counter()
         if ctx.stream:
-            result = await _stream_answer(chat_model, request, ctx, write)
+            result = await _stream_answer(chat_model, request, ctx, write, dropped)
         else:
             result = await chat_model.complete(request)
         latency_ms = int((time.perf_counter() - started) * 1000)
         calls = () if tools_off else result.message.tool_calls
-        stored = await ctx.recorder.assistant(result, calls, latency_ms)
+        stored = await ctx.recorder.assistant(result, calls, latency_ms, context_dropped=dropped)
         write(
             LLMCallFinished(
                 model=result.model, usage=result.usage, finish_reason=result.finish_reason
@@ -227,8 +238,26 @@ def recursion_limit(max_iterations: int) -> int:
     return 4 * max_iterations + 10
 
 
+async def _fit(
+    context_window: Callable[[str], ContextWindow] | None,
+    model: str,
+    system: Sequence[ChatMessage],
+    history: Sequence[ChatMessage],
+    tools: Sequence[ToolSpec],
+) -> tuple[Sequence[ChatMessage], int]:
+    """The history a request to `model` carries and how many messages it leaves out. Counting
+    is CPU work (a tokenizer's first use loads it), so it runs in a worker thread; counts of
+    large messages are remembered by the counter, so later calls cost little.
+    Raises ContextLengthExceeded."""
+    if context_window is None:
+        return history, 0
+    window = context_window(model)
+    fitted = await anyio.to_thread.run_sync(fit_to_window, window, system, history, tools)
+    return fitted.messages, fitted.dropped
+
+
 async def _stream_answer(
-    chat_model: ChatModel, request: ChatRequest, ctx: RunContext, write: Any
+    chat_model: ChatModel, request: ChatRequest, ctx: RunContext, write: Any, dropped: int = 0
 ) -> ChatResult:
     """Streams one LLM call, forwarding text as it arrives. If the run is cancelled mid-answer
     (the client went away), what was generated is stored, marked incomplete, then the
@@ -252,7 +281,9 @@ async def _stream_answer(
             )
             latency_ms = int((time.perf_counter() - started) * 1000)
             with anyio.CancelScope(shield=True):
-                await ctx.recorder.assistant(partial, (), latency_ms, complete=False)
+                await ctx.recorder.assistant(
+                    partial, (), latency_ms, complete=False, context_dropped=dropped
+                )
         raise
     raise UpstreamFailed("the model's stream ended without a final result")
 

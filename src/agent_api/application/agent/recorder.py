@@ -39,7 +39,13 @@ class ConversationRecorder:
         self._now = clock
 
     async def assistant(
-        self, result: ChatResult, calls: Sequence[ToolCall], latency_ms: int, complete: bool = True
+        self,
+        result: ChatResult,
+        calls: Sequence[ToolCall],
+        latency_ms: int,
+        complete: bool = True,
+        *,
+        context_dropped: int = 0,
     ) -> Message:
         message = await self._repo.append_message(
             self._conversation_id,
@@ -51,6 +57,7 @@ class ConversationRecorder:
             usage=result.usage,
             latency_ms=latency_ms,
             is_complete=complete,
+            context_dropped=context_dropped,
         )
         await self._usage.record(
             self._principal.user.id,

@@ -73,6 +73,7 @@ def _message(row: Any) -> Message:
         completion_tokens=row.completion_tokens,
         latency_ms=row.latency_ms,
         is_complete=row.is_complete,
+        context_dropped=row.context_dropped,
     )
 
 
@@ -305,6 +306,7 @@ class SqlConversationRepository:
         usage: Usage | None = None,
         latency_ms: int | None = None,
         is_complete: bool = True,
+        context_dropped: int = 0,
     ) -> Message:
         usage = usage or Usage()
         async with self._db.transaction() as conn:
@@ -341,6 +343,7 @@ class SqlConversationRepository:
                         completion_tokens=usage.completion_tokens,
                         latency_ms=latency_ms,
                         is_complete=is_complete,
+                        context_dropped=context_dropped,
                         created_at=now,
                     )
                     .returning(*messages.c)

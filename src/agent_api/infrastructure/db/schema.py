@@ -163,6 +163,8 @@ messages = Table(
     Column("completion_tokens", Integer, nullable=False, server_default="0"),
     Column("latency_ms", Integer, nullable=True),
     Column("is_complete", Boolean, nullable=False, server_default="1"),
+    # Earlier messages left out of the context this answer was written in (the budget).
+    Column("context_dropped", Integer, nullable=False, server_default="0"),
     _created_at(),
     CheckConstraint("role IN ('system', 'user', 'assistant', 'tool')", name="role"),
     UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_id_seq"),
