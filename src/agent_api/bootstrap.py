@@ -183,6 +183,7 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
                 tools,
                 settings.agent_max_iterations,
                 settings.tools_max_concurrent,
+                max_tool_calls_per_step=settings.agent_max_tool_calls_per_step,
             ),
             tools,
             tools.specs_for,
