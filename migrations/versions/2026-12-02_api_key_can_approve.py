@@ -18,9 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("api_keys") as batch:
-        batch.add_column(
-            sa.Column("can_approve", sa.Boolean(), server_default="0", nullable=False)
-        )
+        batch.add_column(sa.Column("can_approve", sa.Boolean(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
