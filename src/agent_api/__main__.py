@@ -4,7 +4,7 @@ agent-api serve [--host H] [--port P]   serve the API (flags override SERVER_HOS
 agent-api migrate [--revision R]         apply database migrations (default: head)
 agent-api create-user --email E --name N [--role admin]   password read from stdin or prompt
 agent-api create-api-key --email E --name N [--allowed-tools a,b] [--allowed-models m]
-    [--expires-in 30d] [--rate-limit-per-minute N] [--rate-limit-per-day N]
+    [--expires-in 30d] [--rate-limit-per-minute N] [--rate-limit-per-day N] [--can-approve]
                                          prints the new key once (its last line of stdout)
 """
 
@@ -144,6 +144,7 @@ async def _create_api_key(settings: Settings, args: argparse.Namespace) -> None:
         expires_at=expires_at,
         rate_limit_per_minute=args.rate_limit_per_minute,
         rate_limit_per_day=args.rate_limit_per_day,
+        can_approve=args.can_approve,
     )
     async with build(settings) as container:
         created = await container.api_keys.create_for_email(args.email, spec)
@@ -176,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     create_key.add_argument("--expires-in", help="e.g. 30d, 12h (default: never)")
     create_key.add_argument("--rate-limit-per-minute", type=int)
     create_key.add_argument("--rate-limit-per-day", type=int)
+    create_key.add_argument(
+        "--can-approve",
+        action="store_true",
+        help="let the key decide approvals (default: only sessions may)",
+    )
     args = parser.parse_args(argv)
 
     settings = _load_settings()

@@ -201,6 +201,7 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
                 settings.agent_max_iterations,
                 settings.tools_max_concurrent,
                 context_window=_context_windows(settings),
+                max_tool_calls_per_step=settings.agent_max_tool_calls_per_step,
             ),
             tools,
             tools.specs_for,

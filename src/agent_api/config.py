@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     llm_context_tokens_by_model: ModelBudgets = {}
     llm_context_reserve_tokens: int = Field(4_096, ge=0)
     agent_max_iterations: int = Field(10, ge=1, le=100)
+    # Tool calls run (or sent for approval) from one model answer; the extra ones are answered
+    # "not run" so that a model cannot fan out without bound.
+    agent_max_tool_calls_per_step: int = Field(32, ge=1)
     # How long a run's claim on its conversation holds without renewal (renewed every third
     # of it while the run lives): after a crash the conversation is free again this soon.
     agent_run_lease: Duration = timedelta(seconds=60)

@@ -115,6 +115,7 @@ async def test_a_key_authenticates_and_me_describes_it(api: httpx.AsyncClient) -
         "rate_limit_per_minute": 42,
         "rate_limit_per_day": 10_000,  # the server default
         "expires_at": "2099-06-01T12:00:00Z",
+        "can_approve": False,
     }
 
 

@@ -61,7 +61,7 @@ class Probe:
     name = "probe"
     description = "Measures concurrency."
     parameters: dict[str, Any] = {"type": "object"}
-    requires_approval = True
+    requires_approval = False
 
     def __init__(self) -> None:
         self.active = 0
@@ -130,7 +130,6 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
         rate_limit_enabled=False,
         tool_timeout="0.3s",
         tools_max_concurrent=3,
-        tools_requiring_approval="echo",
     )
     tools = [Echo(), Slow(), probe]
     async with running_app(settings, extra_tools=tools, hasher=FakeHasher()) as client:
@@ -158,14 +157,13 @@ async def test_readme_example_answers_an_integer(app: App) -> None:
     assert '"result":56154}' in response.text  # 56154, not 56154.0
 
 
-async def test_list_is_sorted_with_the_approval_flag(app: App) -> None:
+async def test_list_is_sorted(app: App) -> None:
     response = await app.client.get("/v1/tools")
     assert response.status_code == 200
     tools = response.json()["data"]["tools"]
     assert [t["function"]["name"] for t in tools] == ["calculator", "echo", "probe", "slow"]
-    flags = {t["function"]["name"]: t["requires_approval"] for t in tools}
-    # echo by TOOLS_REQUIRING_APPROVAL, probe by its own flag
-    assert flags == {"calculator": False, "echo": True, "probe": True, "slow": False}
+    # (the approval flag is tested in test_tools_approval.py)
+    assert not any(t["requires_approval"] for t in tools)
     calculator = tools[0]
     assert calculator["type"] == "function"
     assert calculator["function"]["parameters"]["required"] == ["expression"]

@@ -16,6 +16,7 @@ from agent_api.application.agent.events import (
 )
 from agent_api.application.agent.graph import (
     ITERATION_LIMIT_NOTE,
+    STEP_LIMIT_CODE,
     AgentState,
     RunContext,
     build_agent_graph,
@@ -47,9 +48,16 @@ async def run(
     *,
     stream: bool = True,
     max_iterations: int = 10,
+    max_tool_calls_per_step: int = 32,
 ) -> tuple[list[AgentEvent], MemoryRecorder]:
     recorder = MemoryRecorder()
-    graph = build_agent_graph(model, tools, max_iterations, max_concurrent_tools=2)
+    graph = build_agent_graph(
+        model,
+        tools,
+        max_iterations,
+        max_concurrent_tools=2,
+        max_tool_calls_per_step=max_tool_calls_per_step,
+    )
     context = RunContext(PRINCIPAL, uuid.uuid4(), "fake", TOOLS, stream, recorder)
     initial: AgentState = {"history": [ChatMessage(role="user", content="hi")], "iteration": 0}
     initial.update(state)  # type: ignore[typeddict-item]
@@ -194,3 +202,37 @@ async def test_a_rounds_calls_run_in_parallel_within_the_bound() -> None:
     assert [m.tool_call_id for m in recorder.messages if m.role == "tool"] == [
         f"c{i}" for i in range(5)
     ]
+
+
+async def test_only_the_first_calls_of_one_answer_run_and_the_rest_are_answered() -> None:
+    asked = [(f"c{i}", "calculator", {"expression": str(i)}) for i in range(5)]
+    model = ScriptedChatModel(calls(*asked), text("done"))
+    tools = FakeTools()
+    events, recorder = await run(model, tools, {}, max_tool_calls_per_step=2)
+    assert tools.ran == [("calculator", {"expression": "0"}), ("calculator", {"expression": "1"})]
+    outcomes = {e.outcome.tool_call_id: e.outcome for e in events if isinstance(e, ToolFinished)}
+    assert sorted(outcomes) == [f"c{i}" for i in range(5)]  # every call is answered
+    assert [outcomes[f"c{i}"].ok for i in range(5)] == [True, True, False, False, False]
+    refused = outcomes["c4"]
+    assert refused.error_code == STEP_LIMIT_CODE
+    assert refused.error_message is not None
+    assert "not run" in refused.error_message
+    # The model's next request carries one tool result per call it made.
+    second = model.requests[1].messages
+    assert sorted(m.tool_call_id or "" for m in second if m.role == "tool") == [
+        f"c{i}" for i in range(5)
+    ]
+    assert recorder.messages[-1].content == "done"
+
+
+async def test_calls_beyond_the_limit_are_not_sent_for_approval() -> None:
+    model = ScriptedChatModel(
+        calls(("c1", "calculator", {"expression": "1"}), ("c2", "delete_file", {"path": "x"})),
+        text("answered without the deletion"),
+    )
+    tools = FakeTools()
+    events, _ = await run(model, tools, {}, max_tool_calls_per_step=1)
+    assert not [e for e in events if isinstance(e, ApprovalRequired)]
+    assert tools.ran == [("calculator", {"expression": "1"})]
+    refused = [e.outcome for e in events if isinstance(e, ToolFinished) and not e.outcome.ok]
+    assert [(o.tool_call_id, o.error_code) for o in refused] == [("c2", STEP_LIMIT_CODE)]

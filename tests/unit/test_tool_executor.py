@@ -1,6 +1,7 @@
 """The tool executor with an in-memory execution store and test tools: the order of the
 checks, timeouts, failures that must not leak, bounded parallel batches, exactly-once
-approved runs, and one audit record per call."""
+approved runs, one audit record per call written before its tool runs, and tools that need
+approval refused outside the agent."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ from uuid import UUID
 
 import pytest
 
-from agent_api.application.tools import ToolExecutor, ToolOutcome
+from agent_api.application.tools import RECORDING_FAILED, ToolExecutor, ToolOutcome
 from agent_api.domain.chat import ToolCall
 from agent_api.domain.conversations import DecidedToolCall, Decision, PendingToolCall
 from agent_api.domain.credentials import Credential, CredentialType, Principal
 from agent_api.domain.errors import (
     InvalidArguments,
+    InvalidRequest,
+    ServiceUnavailable,
     ToolFailed,
     ToolForbidden,
+    ToolNeedsApproval,
     ToolNotFound,
     ToolTimeout,
 )
@@ -141,8 +145,14 @@ def principal(allowed_tools: frozenset[str] | None = None, *, api_key: bool = Tr
 
 
 class Harness:
-    def __init__(self, *tools: Any, timeout: float = 5.0, max_concurrent: int = 4) -> None:
-        self.registry = ToolRegistry(requiring_approval=["calculator"])
+    def __init__(
+        self,
+        *tools: Any,
+        timeout: float = 5.0,
+        max_concurrent: int = 4,
+        requiring_approval: tuple[str, ...] = (),
+    ) -> None:
+        self.registry = ToolRegistry(requiring_approval=requiring_approval)
         for tool in (Calculator(), Echo(), *tools):
             self.registry.register(tool)
         self.repo = FakeToolExecutionRepository()
@@ -165,11 +175,11 @@ async def test_success_is_returned_and_recorded_once() -> None:
     h = Harness()
     who = principal()
     outcome = await h.executor.execute(who, call("calculator", '{"expression": "6*7"}'))
-    assert outcome == ToolOutcome(
+    assert dataclasses.replace(outcome, duration_ms=0) == ToolOutcome(
         "call_1", "calculator", ok=True, result={"expression": "6*7", "result": 42}
     )
     row = h.repo.only()
-    assert h.repo.writes == 1
+    assert h.repo.writes == 2  # `running` before the tool runs, its end after
     assert row.status is ToolExecutionStatus.SUCCEEDED
     assert (row.user_id, row.api_key_id, row.conversation_id) == (who.user.id, who.api_key_id, None)
     assert row.arguments == {"expression": "6*7"}
@@ -310,7 +320,7 @@ async def test_run_many_keeps_order_and_reports_each_failure() -> None:
         "division by zero",
     )
     assert outcomes[2].error_code == "TOOL_NOT_FOUND"
-    assert h.repo.writes == 4
+    assert h.repo.writes == 7  # 2 per call that ran (before and after), 1 per refusal
 
 
 async def test_run_many_runs_in_parallel_but_at_most_max_concurrent() -> None:
@@ -352,7 +362,7 @@ def _decided(row: ToolExecution, edited: dict[str, Any] | None = None) -> Decide
 
 
 async def test_an_approved_call_runs_once_with_the_edited_arguments() -> None:
-    h = Harness()
+    h = Harness(requiring_approval=("calculator",))
     who = principal()
     row = _approved_row(who, {"expression": "2+2"}, ApprovalDecision.APPROVED)
     await h.repo.add(row)
@@ -366,7 +376,7 @@ async def test_an_approved_call_runs_once_with_the_edited_arguments() -> None:
 
 
 async def test_an_approved_call_still_obeys_the_approvers_acl() -> None:
-    h = Harness()
+    h = Harness(requiring_approval=("calculator",))
     who = principal(frozenset({"echo"}))
     row = _approved_row(who, {"expression": "2+2"}, ApprovalDecision.APPROVED)
     await h.repo.add(row)
@@ -377,7 +387,7 @@ async def test_an_approved_call_still_obeys_the_approvers_acl() -> None:
 
 
 async def test_a_rejected_or_foreign_call_is_not_run() -> None:
-    h = Harness()
+    h = Harness(requiring_approval=("calculator",))
     who = principal()
     rejected = _approved_row(who, {"expression": "1"}, ApprovalDecision.REJECTED)
     await h.repo.add(rejected)
@@ -388,7 +398,7 @@ async def test_a_rejected_or_foreign_call_is_not_run() -> None:
 
 
 def test_listing_follows_the_credential_and_the_approval_policy() -> None:
-    h = Harness()
+    h = Harness(requiring_approval=("calculator",))
     everything = h.executor.definitions_for(principal().credential)
     assert [d["function"]["name"] for d in everything] == ["calculator", "echo"]
     assert [d["requires_approval"] for d in everything] == [True, False]
@@ -398,3 +408,118 @@ def test_listing_follows_the_credential_and_the_approval_policy() -> None:
     assert [s.name for s in specs] == ["calculator"]
     assert h.executor.approval_reason("calculator") is not None
     assert h.executor.approval_reason("echo") is None
+
+
+# --- recording comes first, and approval-only tools never run directly ---------------------
+
+
+class Spy:
+    """Looks at its own audit row while it runs."""
+
+    name = "spy"
+    description = "Reports the status of its audit row."
+    parameters: dict[str, Any] = {"type": "object"}
+    requires_approval = False
+
+    def __init__(self, repo: FakeToolExecutionRepository) -> None:
+        self.repo = repo
+        self.seen: list[str] = []
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
+        self.seen = [row.status.value for row in self.repo.rows.values()]
+        return "seen"
+
+
+class FailingInserts(FakeToolExecutionRepository):
+    """The database refuses every INSERT whose call id is in `broken`."""
+
+    def __init__(self, *broken: str) -> None:
+        super().__init__()
+        self.broken = set(broken)
+
+    async def add(self, execution: ToolExecution) -> None:
+        if execution.tool_call_id in self.broken:
+            raise ServiceUnavailable("the database is unavailable")
+        await super().add(execution)
+
+
+async def test_the_running_row_is_written_before_the_tool_runs() -> None:
+    h = Harness()
+    spy = Spy(h.repo)
+    h.registry.register(spy)
+    outcome = await h.executor.execute(principal(), call("spy", "{}"))
+    assert outcome.result == "seen"
+    assert spy.seen == ["running"]
+    assert h.repo.only().status is ToolExecutionStatus.SUCCEEDED
+    assert h.repo.writes == 2  # the INSERT before, the UPDATE after
+
+
+async def test_a_call_that_cannot_be_recorded_never_runs() -> None:
+    probe = Misbehaving("probe", "probe")
+    h = Harness(probe)
+    h.repo = FailingInserts("call_1")
+    h.executor = ToolExecutor(h.registry, h.repo, timeout_seconds=1, max_concurrent=2)
+    with pytest.raises(ServiceUnavailable):
+        await h.executor.execute(principal(), call("probe", "{}"))
+    assert probe.peak == 0
+    assert h.repo.rows == {}
+
+
+async def test_a_batch_item_that_cannot_be_recorded_does_not_stop_the_others() -> None:
+    probe = Misbehaving("probe", "probe")
+    h = Harness(probe)
+    h.repo = FailingInserts("b")
+    h.executor = ToolExecutor(h.registry, h.repo, timeout_seconds=1, max_concurrent=2)
+    calls = [call("probe", {"n": 1}, "a"), call("probe", {"n": 2}, "b"), call("probe", {}, "c")]
+    outcomes = await h.executor.run_many(principal(), calls)
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert outcomes[1].error_code == RECORDING_FAILED
+    assert sorted(row.tool_call_id or "" for row in h.repo.rows.values()) == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ('{"text": "a\\u0000b"}', "text"),
+        ({"text": "ok", "x\u0000": 1}, "x\ufffd"),
+        ({"text": "ok", "list": [{"deep": "\u0000"}]}, "list.0.deep"),
+        ('{"text": "\\ud800"}', "text"),
+    ],
+)
+async def test_arguments_the_audit_cannot_store_are_refused_before_running(
+    arguments: Any, field: str
+) -> None:
+    h = Harness()
+    echo = Echo()
+    h.registry = ToolRegistry()
+    h.registry.register(echo)
+    h.executor = ToolExecutor(h.registry, h.repo, timeout_seconds=1, max_concurrent=1)
+    with pytest.raises(InvalidArguments) as caught:
+        await h.executor.execute(principal(), call("echo", arguments))
+    assert caught.value.param == field
+    assert echo.contexts == []
+    assert h.repo.only().error_code == "INVALID_ARGUMENTS"
+
+
+@pytest.mark.parametrize("call_id", ["x" * 101, "call\u00001", "call\n1", "call\ud8001"])
+async def test_a_call_id_that_cannot_be_recorded_is_refused(call_id: str) -> None:
+    h = Harness()
+    with pytest.raises(InvalidRequest) as caught:
+        await h.executor.execute(principal(), call("echo", '{"text": "x"}', call_id))
+    assert caught.value.param == "id"
+    row = h.repo.only()
+    assert row.status is ToolExecutionStatus.FAILED
+    assert row.error_code == "INVALID_REQUEST"
+
+
+async def test_a_tool_that_needs_approval_is_refused_outside_the_agent() -> None:
+    h = Harness(requiring_approval=("calculator",))
+    with pytest.raises(ToolNeedsApproval):
+        await h.executor.execute(principal(), call("calculator", '{"expression": "1"}'))
+    outcome = await h.executor.run(principal(), call("calculator", '{"expression": "1"}'))
+    assert outcome.error_code == "APPROVAL_REQUIRED"
+    assert [row.status for row in h.repo.rows.values()] == [ToolExecutionStatus.FAILED] * 2
+    # ...but the agent may still check it before asking for the decision.
+    assert h.executor.check(principal(), call("calculator", '{"expression": "1"}')) == {
+        "expression": "1"
+    }

@@ -111,6 +111,9 @@ class CredentialOut(BaseModel):
     rate_limit_per_minute: int
     rate_limit_per_day: int
     expires_at: datetime | None
+    can_approve: bool = Field(
+        description="Whether this credential may decide approvals (always for a session)."
+    )
 
     @classmethod
     def of(
@@ -128,4 +131,5 @@ class CredentialOut(BaseModel):
             rate_limit_per_minute=credential.rate_limit_per_minute or default_per_minute,
             rate_limit_per_day=credential.rate_limit_per_day or default_per_day,
             expires_at=credential.expires_at,
+            can_approve=credential.may_decide_approvals,
         )

@@ -43,6 +43,7 @@ class KeySpec:
     expires_at: datetime | None = None
     rate_limit_per_minute: int | None = None
     rate_limit_per_day: int | None = None
+    can_approve: bool = False
 
 
 class ApiKeyService:
@@ -90,6 +91,7 @@ class ApiKeyService:
             expires_at=spec.expires_at,
             rate_limit_per_minute=spec.rate_limit_per_minute,
             rate_limit_per_day=spec.rate_limit_per_day,
+            can_approve=spec.can_approve,
         )
         await self._api_keys.add(key)
         return NewApiKey(api_key=key, secret=secret)

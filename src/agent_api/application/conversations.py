@@ -197,11 +197,17 @@ class ConversationService:
     ) -> Run:
         """Decides the pending calls and resumes the run at `act`: approved calls run (with
         edited arguments), rejected ones answer the model with the rejection. Exactly one of
-        concurrent approvals wins; the others get NotPendingApproval."""
+        concurrent approvals wins; the others get NotPendingApproval.
+
+        Raises NotFound, ModelForbidden, ApprovalForbidden (an API key without
+        `can_approve`), ToolForbidden (a pending call's tool the credential may not use):
+        these are checked before the decision is claimed, so the calls stay pending."""
         current = await self._repo.get(conversation_id, principal.user.id)
         if current is None:
             raise NotFound("conversation not found")
         principal.credential.require_model(current.model)
+        pending = await self._repo.pending_approvals(conversation_id)
+        principal.credential.require_approval_rights(call.name for call in pending)
         run_id = uuid.uuid4()
         decided = await self._repo.claim_approval(
             conversation_id, principal.user.id, run_id, request, self._now(), self._lease

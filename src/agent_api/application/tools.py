@@ -1,16 +1,23 @@
 """The tool executor: the one way a tool call is run, whoever asks (`/v1/tools/execute`,
 `/v1/tools/batch`, the agent).
 
-For every call, in this order: the tool must exist (ToolNotFound), the credential must allow
-it (ToolForbidden), the arguments must decode to an object (InvalidArguments) that passes the
-tool's schema (InvalidArguments naming the field); then the tool runs under the per-call
-timeout (ToolTimeout). Tool failures are ToolFailed; anything else a tool raises is logged and
-answered as ToolFailed without internals. Every call, refused or run, is recorded in
-`tool_executions` with one write and counted in the `tool_executions` metric.
+Every call is checked completely before anything runs, in this order: the call id must be
+recordable (InvalidRequest naming `id`), the tool must exist (ToolNotFound), the credential
+must allow it (ToolForbidden), the arguments must decode to an object (InvalidArguments) whose
+text PostgreSQL can store and that passes the tool's schema (InvalidArguments naming the
+field), and, outside an approved agent call, the tool must not need a human decision
+(ToolNeedsApproval). A refused call is recorded with one INSERT of its failed row.
 
-Two forms: `execute` raises the call's AppError (for the HTTP endpoint of one call); `run` and
-`run_many` return a `ToolOutcome` either way (for batches and the agent). Neither swallows an
-infrastructure failure of the recording itself (ServiceUnavailable) or a cancellation.
+A call that passed is recorded as `running` BEFORE its tool runs, then finished with an
+UPDATE: a call whose row cannot be written never runs, and a row left `running` marks a call
+that started and never finished. The tool runs under the per-call timeout (ToolTimeout); its
+failures are ToolFailed, and anything else it raises is logged and answered as ToolFailed
+without internals. Every call is counted in the `tool_executions` metric.
+
+Three forms: `execute` raises the call's AppError (the endpoint of one call); `run` returns a
+`ToolOutcome` either way (the agent) and raises only when the recording fails
+(ServiceUnavailable) or on cancellation; `run_many` (batches) isolates its items: an item whose
+recording fails answers an outcome with code RECORDING_FAILED and its siblings go on.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +37,15 @@ from agent_api.application.ports import ToolExecutionRepository
 from agent_api.domain.chat import ToolCall, ToolSpec
 from agent_api.domain.conversations import DecidedToolCall
 from agent_api.domain.credentials import Credential, Principal
-from agent_api.domain.errors import AppError, InvalidArguments, ToolTimeout
-from agent_api.domain.tool_executions import ToolExecution
-from agent_api.tools.arguments import parse_arguments
+from agent_api.domain.errors import (
+    AppError,
+    InvalidArguments,
+    ServiceUnavailable,
+    ToolNeedsApproval,
+    ToolTimeout,
+)
+from agent_api.domain.tool_executions import ToolExecution, check_call_id
+from agent_api.tools.arguments import check_storable, parse_arguments
 from agent_api.tools.base import Tool, ToolContext, run_tool
 from agent_api.tools.registry import ToolRegistry
 
@@ -41,6 +54,7 @@ log = structlog.get_logger("agent_api.tools")
 Clock = Callable[[], datetime]
 OnFinished = Callable[[str, str], None]  # (tool name or "unknown", final status)
 MAX_RECORDED_RAW_ARGUMENTS = 10_000  # characters of undecodable arguments kept for the audit
+RECORDING_FAILED = "RECORDING_FAILED"  # a batch item whose audit row could not be written
 
 
 def _utcnow() -> datetime:
@@ -120,16 +134,18 @@ class ToolExecutor:
         return self.registry.approval_reason(name)
 
     def check(self, principal: Principal, call: ToolCall) -> dict[str, Any]:
-        """The call's decoded, schema-valid arguments. Raises ToolNotFound, ToolForbidden,
-        InvalidArguments. Records nothing."""
-        return self._prepare(principal, call.name, call.arguments)[1]
+        """The call's decoded, schema-valid arguments, whether or not the tool needs approval
+        (the agent checks a call before asking for the decision). Raises InvalidRequest,
+        ToolNotFound, ToolForbidden, InvalidArguments. Records nothing."""
+        return self._prepare(principal, call.id, call.name, call.arguments, decided=True)[1]
 
     # --- running --------------------------------------------------------------------------
 
     async def execute(
         self, principal: Principal, call: ToolCall, conversation_id: UUID | None = None
     ) -> ToolOutcome:
-        """Runs and records one call. Raises its AppError when it did not succeed."""
+        """Runs and records one call. Raises its AppError when it did not succeed
+        (ToolNeedsApproval for a tool that waits for a human decision)."""
         outcome, error = await self._run_recorded(principal, call, conversation_id)
         if error is not None:
             raise error
@@ -138,28 +154,43 @@ class ToolExecutor:
     async def run(
         self, principal: Principal, call: ToolCall, conversation_id: UUID | None = None
     ) -> ToolOutcome:
-        """Runs and records one call; its failure is the outcome, never an exception."""
+        """Runs and records one call; its failure is the outcome, never an exception. A tool
+        that needs approval is refused (ToolNeedsApproval): approved calls go through
+        `run_approved`. Raises ServiceUnavailable when the call cannot be recorded (then it
+        did not run)."""
         outcome, _ = await self._run_recorded(principal, call, conversation_id)
         return outcome
 
     async def run_many(
         self, principal: Principal, calls: Sequence[ToolCall], conversation_id: UUID | None = None
     ) -> list[ToolOutcome]:
-        """Outcomes in the order of `calls`. At most TOOLS_MAX_CONCURRENT of these calls run
-        at once; if one raises (an infrastructure failure), the others are cancelled."""
+        """Outcomes in the order of `calls`, one per call whatever happens to the others. At
+        most TOOLS_MAX_CONCURRENT of these calls run at once. An item that cannot be recorded
+        answers an outcome with code RECORDING_FAILED (it did not run, or its end was not
+        written); the other items are not affected."""
         slots = asyncio.Semaphore(self._max_concurrent)
 
         async def one(call: ToolCall) -> ToolOutcome:
             async with slots:
-                return await self.run(principal, call, conversation_id)
+                try:
+                    return await self.run(principal, call, conversation_id)
+                except Exception as exc:
+                    reason = exc.message if isinstance(exc, ServiceUnavailable) else None
+                    log.error(
+                        "could not record a tool call",
+                        tool_call_id=call.id,
+                        error=reason or type(exc).__name__,
+                    )
+                    return ToolOutcome(
+                        tool_call_id=call.id,
+                        name=call.name,
+                        ok=False,
+                        error_code=RECORDING_FAILED,
+                        error_message="the call could not be recorded: it did not run, or "
+                        "its end could not be saved",
+                    )
 
-        tasks = [asyncio.ensure_future(one(call)) for call in calls]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
+        return list(await asyncio.gather(*(one(call) for call in calls)))
 
     async def run_approved(
         self, principal: Principal, decided: DecidedToolCall, conversation_id: UUID
@@ -174,14 +205,17 @@ class ToolExecutor:
         ctx = ToolContext(
             principal.user.id, principal.api_key_id, pending.tool_call_id, conversation_id
         )
-        finished, error = await self._attempt(
-            principal,
-            claimed,
-            pending.name,
-            decided.effective_arguments,
-            ctx,
-            self._executions.finish,
-        )
+        started = time.perf_counter()
+        try:
+            tool, args = self._prepare(
+                principal, None, pending.name, decided.effective_arguments, decided=True
+            )
+        except AppError as exc:
+            finished = self._failed(claimed, exc, _since(started))
+            await self._executions.finish(finished)
+            return self._finish(finished, pending.tool_call_id, pending.name, exc)[0]
+        # The claim already wrote the `running` row: the tool may run.
+        finished, error = await self._run_started(tool, claimed, args, ctx, started)
         return self._finish(finished, pending.tool_call_id, pending.name, error)[0]
 
     # --- internals ------------------------------------------------------------------------
@@ -199,57 +233,68 @@ class ToolExecutor:
             arguments=None,
             now=self._now(),
         )
+        started = time.perf_counter()
+        try:
+            tool, args = self._prepare(principal, call.id, call.name, call.arguments, decided=False)
+        except AppError as exc:
+            execution = replace(execution, arguments=_recordable(call.arguments))
+            refused = self._failed(execution, exc, _since(started))
+            await self._executions.add(refused)
+            return self._finish(refused, call_id, call.name, exc)
+        execution = replace(execution, arguments=args)
+        # Written before the tool runs: a call that cannot be recorded never runs.
+        await self._executions.add(execution)
         ctx = ToolContext(principal.user.id, principal.api_key_id, call_id, conversation_id)
-        finished, error = await self._attempt(
-            principal, execution, call.name, call.arguments, ctx, self._executions.add
-        )
+        finished, error = await self._run_started(tool, execution, args, ctx, started)
         return self._finish(finished, call_id, call.name, error)
 
-    async def _attempt(
+    async def _run_started(
         self,
-        principal: Principal,
+        tool: Tool,
         execution: ToolExecution,
-        name: str,
-        raw_arguments: Any,
+        args: dict[str, Any],
         ctx: ToolContext,
-        save: Callable[[ToolExecution], Awaitable[None]],
+        started: float,
     ) -> tuple[ToolExecution, AppError | None]:
-        """Checks and runs the call, saves its ended record with `save` (one write), and
-        returns that record with the call's error, if any."""
-        started = time.perf_counter()
-
-        def elapsed_ms() -> float:
-            return (time.perf_counter() - started) * 1000
-
+        """Runs the tool of a call whose `running` row is written, then writes its end (one
+        UPDATE). Returns the ended record and the call's error, if any."""
         error: AppError | None = None
         try:
-            tool, args = self._prepare(principal, name, raw_arguments)
+            result = await run_tool(tool, args, ctx, self._timeout)
         except AppError as exc:
-            execution = replace(execution, arguments=_recordable(raw_arguments))
-            finished = self._failed(execution, exc, elapsed_ms())
+            finished = self._failed(execution, exc, _since(started))
             error = exc
+        except asyncio.CancelledError:
+            await self._save_abandoned(execution.cancel(_since(started), self._now()))
+            raise
         else:
-            execution = replace(execution, arguments=args)
-            try:
-                result = await run_tool(tool, args, ctx, self._timeout)
-            except AppError as exc:
-                finished = self._failed(execution, exc, elapsed_ms())
-                error = exc
-            except asyncio.CancelledError:
-                await self._save_abandoned(save, execution.cancel(elapsed_ms(), self._now()))
-                raise
-            else:
-                finished = execution.succeed(result, elapsed_ms(), self._now())
-        await save(finished)
+            finished = execution.succeed(result, _since(started), self._now())
+        await self._executions.finish(finished)
         return finished, error
 
     def _prepare(
-        self, principal: Principal, name: str, raw_arguments: Any
+        self,
+        principal: Principal,
+        call_id: str | None,
+        name: str,
+        raw_arguments: Any,
+        *,
+        decided: bool,
     ) -> tuple[Tool, dict[str, Any]]:
+        """The whole check of a call, before anything runs. `decided`: a human approved it
+        (or is about to be asked), so a tool that needs approval may go on."""
+        if call_id:
+            check_call_id(call_id)
         tool = self.registry.require(name)
         principal.credential.require_tool(name)
         args = parse_arguments(raw_arguments)
+        check_storable(args)
         self.registry.validate(name, args)
+        if not decided and self.registry.needs_approval(name):
+            raise ToolNeedsApproval(
+                f"the tool '{name}' needs a human approval: it runs only when the agent "
+                "calls it in a conversation and the call is approved"
+            )
         return tool, args
 
     def _failed(
@@ -270,12 +315,15 @@ class ToolExecutor:
             log.info("tool call failed", tool=label, tool_call_id=call_id, code=error.code)
         return ToolOutcome.of(execution, call_id, name), error
 
-    async def _save_abandoned(
-        self, save: Callable[[ToolExecution], Awaitable[None]], execution: ToolExecution
-    ) -> None:
-        """Best effort: a cancelled call still leaves its audit row, without delaying the
+    async def _save_abandoned(self, execution: ToolExecution) -> None:
+        """Best effort: a cancelled call still ends its audit row, without delaying the
         cancellation when the database fails."""
         try:
-            await asyncio.shield(save(execution))
+            await asyncio.shield(self._executions.finish(execution))
         except Exception:
             log.warning("could not record a cancelled tool call", tool=execution.tool_name)
+
+
+def _since(started: float) -> float:
+    """Milliseconds since `started` (a `time.perf_counter()` reading)."""
+    return (time.perf_counter() - started) * 1000

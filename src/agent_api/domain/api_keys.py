@@ -86,6 +86,7 @@ class ApiKey:
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    can_approve: bool = False
 
     @classmethod
     def issue(
@@ -99,10 +100,12 @@ class ApiKey:
         expires_at: datetime | None = None,
         rate_limit_per_minute: int | None = None,
         rate_limit_per_day: int | None = None,
+        can_approve: bool = False,
     ) -> tuple[ApiKey, str]:
         """A new key and its raw secret (to show once, never to store).
 
-        `allowed_*`: None = everything, [] = nothing, ["*"] = everything. A naive `expires_at`
+        `allowed_*`: None = everything, [] = nothing, ["*"] = everything. `can_approve` lets
+        the key decide approvals (never the default). A naive `expires_at`
         is taken as UTC. Raises ValidationFailed (with field `details`) for an empty or too
         long name, bad list items, an `expires_at` not in the future, or limits out of bounds.
         """
@@ -131,6 +134,7 @@ class ApiKey:
                 "rate_limit_per_day", rate_limit_per_day, MAX_RATE_LIMIT_PER_DAY
             ),
             expires_at=expires_at,
+            can_approve=can_approve,
         )
         return key, raw
 
@@ -151,4 +155,5 @@ class ApiKey:
             rate_limit_per_minute=self.rate_limit_per_minute,
             rate_limit_per_day=self.rate_limit_per_day,
             expires_at=self.expires_at,
+            can_approve=self.can_approve,
         )

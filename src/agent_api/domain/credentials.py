@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from agent_api.domain.errors import ModelForbidden, ToolForbidden
+from agent_api.domain.errors import ApprovalForbidden, ModelForbidden, ToolForbidden
 from agent_api.domain.users import User
 
 WILDCARD = "*"
@@ -31,7 +31,9 @@ def _allows(allowed: frozenset[str] | None, name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """`allowed_*` None means unrestricted; limits None mean the server defaults."""
+    """`allowed_*` None means unrestricted; limits None mean the server defaults.
+    `can_approve`: an API key created with the permission to decide approvals (sessions
+    always may)."""
 
     type: CredentialType
     id: UUID
@@ -40,6 +42,7 @@ class Credential:
     rate_limit_per_minute: int | None = None
     rate_limit_per_day: int | None = None
     expires_at: datetime | None = None
+    can_approve: bool = False
 
     def allows_tool(self, name: str) -> bool:
         return _allows(self.allowed_tools, name)
@@ -68,6 +71,24 @@ class Credential:
     @property
     def is_session(self) -> bool:
         return self.type is CredentialType.SESSION
+
+    @property
+    def may_decide_approvals(self) -> bool:
+        """A person (a session) decides approvals; a program only with a key created with
+        `can_approve`, so that a key cannot approve the calls its own runs paused on."""
+        return self.is_session or self.can_approve
+
+    def require_approval_rights(self, tools: Iterable[str]) -> None:
+        """Checks that this credential may decide the pending calls of `tools`. Raises
+        ApprovalForbidden unless it may decide approvals at all, then ToolForbidden for the
+        first of `tools` it may not use (deciding a call means being able to run it)."""
+        if not self.may_decide_approvals:
+            raise ApprovalForbidden(
+                "this API key may not decide approvals: use a session, or a key created "
+                "with can_approve"
+            )
+        for name in sorted(set(tools)):
+            self.require_tool(name)
 
 
 @dataclass(frozen=True, slots=True)

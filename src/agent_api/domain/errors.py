@@ -104,6 +104,21 @@ class ModelForbidden(PermissionDenied):
     default_message = "this credential may not use that model"
 
 
+class ToolNeedsApproval(PermissionDenied):
+    """A tool that waits for a human decision was called outside the agent, where no one
+    can decide: it is never run that way."""
+
+    code = "APPROVAL_REQUIRED"
+    default_message = "this tool runs only after a human approves it, inside a conversation"
+
+
+class ApprovalForbidden(PermissionDenied):
+    """Approval decisions need a session (a person) or an API key allowed to decide them."""
+
+    code = "APPROVAL_FORBIDDEN"
+    default_message = "this credential may not decide approvals"
+
+
 # 404 -----------------------------------------------------------------------------------------
 class NotFound(AppError):
     code = "NOT_FOUND"

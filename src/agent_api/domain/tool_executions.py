@@ -10,6 +10,7 @@ from that row exactly once (`pending_approval` -> `running` -> an end status).
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +18,26 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from agent_api.domain.errors import InvalidRequest
+
 # Column widths of the `tool_executions` table: longer values (which only a misbehaving client
 # or model sends) are cut, so that recording a call never fails because of them.
 MAX_NAME_LENGTH = 100
 MAX_CALL_ID_LENGTH = 100
+# Control characters (NUL among them, which PostgreSQL cannot store) and lone surrogates
+# (which no UTF-8 column can hold) have no place in a call id.
+_BAD_CALL_ID_CHARACTER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def check_call_id(call_id: str) -> None:
+    """Raises InvalidRequest (param `id`) for a tool call id that cannot be recorded as it is:
+    longer than MAX_CALL_ID_LENGTH, or holding a control character."""
+    if len(call_id) > MAX_CALL_ID_LENGTH:
+        raise InvalidRequest(
+            f"the tool call id must be at most {MAX_CALL_ID_LENGTH} characters", param="id"
+        )
+    if _BAD_CALL_ID_CHARACTER.search(call_id):
+        raise InvalidRequest("the tool call id must not hold control characters", param="id")
 
 
 class ToolExecutionStatus(StrEnum):

@@ -66,6 +66,12 @@ class CreateApiKeyRequest(BaseModel):
     rate_limit_per_day: int | None = Field(
         None, ge=1, le=MAX_RATE_LIMIT_PER_DAY, description="Default: RATE_LIMIT_PER_DAY."
     )
+    can_approve: bool = Field(
+        False,
+        description="Whether the key may decide approvals (`POST /v1/conversations/{id}/"
+        "approve`). Off by default: a program holding the key could otherwise approve the "
+        "calls its own runs paused on.",
+    )
 
     def spec(self) -> KeySpec:
         def names(value: list[str] | Literal["*"] | None) -> list[str] | None:
@@ -78,6 +84,7 @@ class CreateApiKeyRequest(BaseModel):
             expires_at=self.expires_at,
             rate_limit_per_minute=self.rate_limit_per_minute,
             rate_limit_per_day=self.rate_limit_per_day,
+            can_approve=self.can_approve,
         )
 
 
@@ -91,6 +98,7 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None = Field(description="Updated at most once a minute.")
     rate_limit_per_minute: int | None = Field(description="`null` = the server default.")
     rate_limit_per_day: int | None = Field(description="`null` = the server default.")
+    can_approve: bool = Field(description="Whether the key may decide approvals.")
     created_at: datetime
     revoked_at: datetime | None
 
@@ -106,6 +114,7 @@ class ApiKeyOut(BaseModel):
             last_used_at=key.last_used_at,
             rate_limit_per_minute=key.rate_limit_per_minute,
             rate_limit_per_day=key.rate_limit_per_day,
+            can_approve=key.can_approve,
             created_at=key.created_at,
             revoked_at=key.revoked_at,
         )

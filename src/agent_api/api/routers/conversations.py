@@ -224,7 +224,9 @@ async def send_message(
     "the listed calls get the verdict and the others the opposite. `arguments` replaces the "
     "arguments of approved calls. Rejected calls reach the model as "
     '`"rejected by the user: <reason>"`. 409 `NOT_PENDING_APPROVAL` when nothing waits (of '
-    "concurrent approvals exactly one wins)." + STREAM_NOTE,
+    "concurrent approvals exactly one wins). Deciding needs a session or an API key created "
+    "with `can_approve` (else 403 `APPROVAL_FORBIDDEN`) that may use every pending call's tool "
+    "(else 403 `TOOL_FORBIDDEN`); on a 403 the calls stay pending." + STREAM_NOTE,
     response_model=Envelope[TurnOut],
     responses=_TURN_RESPONSES,
 )

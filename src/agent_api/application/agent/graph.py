@@ -46,6 +46,7 @@ from agent_api.domain.conversations import AgentType, DecidedToolCall, Message, 
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import AppError, UpstreamFailed
 
+STEP_LIMIT_CODE = "TOOL_CALL_LIMIT"
 ITERATION_LIMIT_NOTE = (
     "The tool-call limit for this turn has been reached. Do not call tools; answer now with "
     "what you have, and say what is still missing."
@@ -124,11 +125,15 @@ def build_agent_graph(
     max_iterations: int,
     max_concurrent_tools: int,
     context_window: Callable[[str], ContextWindow] | None = None,
+    *,
+    max_tool_calls_per_step: int = 32,
 ) -> AgentGraph:
-    """Compiles the graph. Nodes write `AgentEvent`s to the custom stream as they happen;
-    `act` runs at most `max_concurrent_tools` of a round's calls at once. `think` fits each
-    request to `context_window(model)` (no budget when None) and raises ContextLengthExceeded,
-    before calling the model, when the last turn cannot fit."""
+    """Compiles the graph. Nodes write `AgentEvent`s to the custom stream as they happen.
+    `think` fits each request to `context_window(model)` (no budget when None) and raises
+    ContextLengthExceeded, before calling the model, when the last turn cannot fit. `act` runs
+    at most `max_concurrent_tools` of a round's calls at once, and only the first
+    `max_tool_calls_per_step` calls of one model answer: each extra call is answered with a
+    TOOL_CALL_LIMIT result, so every call in the history has its answer."""
 
     async def router(state: AgentState) -> AgentState:
         fixed = state.get("fixed_agent", AgentType.AUTO)
@@ -165,7 +170,8 @@ def build_agent_graph(
         ctx, write = runtime.context, runtime.stream_writer
         awaiting: list[tuple[ToolCall, dict[str, Any], str]] = []
         jobs: list[Awaitable[ToolOutcome | None]] = []
-        for call in state.get("pending", []):
+        asked = state.get("pending", [])
+        for call in asked[:max_tool_calls_per_step]:
             reason = tools.approval_reason(call.name)
             if reason is not None:
                 try:
@@ -185,7 +191,11 @@ def build_agent_graph(
             async with limit:
                 return await job
 
-        for outcome in await asyncio.gather(*map(bounded, jobs)):
+        outcomes = list(await asyncio.gather(*map(bounded, jobs)))
+        outcomes.extend(
+            _over_limit(call, max_tool_calls_per_step) for call in asked[max_tool_calls_per_step:]
+        )
+        for outcome in outcomes:
             if outcome is None:  # an approved call that already ran elsewhere
                 continue
             stored = await ctx.recorder.tool_result(outcome)
@@ -254,6 +264,18 @@ async def _fit(
     window = context_window(model)
     fitted = await anyio.to_thread.run_sync(fit_to_window, window, system, history, tools)
     return fitted.messages, fitted.dropped
+
+
+def _over_limit(call: ToolCall, limit: int) -> ToolOutcome:
+    """The answer to a call beyond the per-step limit: not run, and the model is told why."""
+    return ToolOutcome(
+        tool_call_id=call.id,
+        name=call.name,
+        ok=False,
+        error_code=STEP_LIMIT_CODE,
+        error_message=f"not run: at most {limit} tool calls are run per answer "
+        "(AGENT_MAX_TOOL_CALLS_PER_STEP); ask for the rest in a later answer if still needed",
+    )
 
 
 async def _stream_answer(

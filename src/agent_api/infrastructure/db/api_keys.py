@@ -37,6 +37,7 @@ def api_key_from_row(row: Any, prefix: str = "") -> ApiKey:
         expires_at=col("expires_at"),
         last_used_at=col("last_used_at"),
         revoked_at=col("revoked_at"),
+        can_approve=col("can_approve"),
     )
 
 
@@ -66,6 +67,7 @@ class SqlApiKeyRepository:
                     last_used_at=key.last_used_at,
                     created_at=key.created_at,
                     revoked_at=key.revoked_at,
+                    can_approve=key.can_approve,
                 )
             )
 

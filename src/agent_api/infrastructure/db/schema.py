@@ -111,6 +111,7 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime(), nullable=True),
     _created_at(),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("can_approve", Boolean, nullable=False, server_default="0"),
 )
 
 CONVERSATION_STATUSES = ("active", "running", "pending_approval", "completed", "failed", "archived")

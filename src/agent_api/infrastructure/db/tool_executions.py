@@ -1,12 +1,19 @@
 """SqlToolExecutionRepository: the `tool_executions` audit table.
 
-A direct call is one INSERT of its finished record. An approved call is claimed with one
-conditional UPDATE (`pending_approval` + `approved` -> `running`, so exactly one claimant
-wins on PostgreSQL and SQLite alike) and finished with another.
+A refused call is one INSERT of its failed record; a call that runs is one INSERT of its
+`running` record before the tool runs and one UPDATE of its end after. An approved call is
+claimed with one conditional UPDATE (`pending_approval` + `approved` -> `running`, so exactly
+one claimant wins on PostgreSQL and SQLite alike) and finished with another.
+
+Whatever a tool or a caller produced is made storable before it is written: NUL characters
+(which PostgreSQL refuses in text and JSONB) and lone surrogates (which UTF-8 cannot encode)
+become U+FFFD, so recording a call never fails because of its content.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 from uuid import UUID
 
@@ -51,9 +58,30 @@ def tool_execution_from_row(row: Any) -> ToolExecution:
     )
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# In JSON text (written without ASCII escaping): a `\u0000` escape not itself escaped.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+REPLACEMENT = "\ufffd"
+
+
+def storable(value: Any) -> Any:
+    """`value` (text or a JSON document) with every NUL and lone surrogate, in strings and
+    in object keys, replaced by U+FFFD. Unchanged (the same object) when there is none.
+    Works on the JSON text, so that a deeply nested document costs no Python recursion."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(REPLACEMENT, value)
+    text = json.dumps(value, ensure_ascii=False)
+    if "\\u0000" not in text and not _UNSTORABLE.search(text):
+        return value
+    text = _NUL_ESCAPE.sub(lambda m: m.group(1) + REPLACEMENT, _UNSTORABLE.sub(REPLACEMENT, text))
+    return json.loads(text)
+
+
 def _json(value: Any) -> Any:
     # SQL NULL for "absent": the JSON type would otherwise store the JSON value `null`.
-    return null() if value is None else value
+    return null() if value is None else storable(value)
 
 
 def _values(execution: ToolExecution) -> dict[str, Any]:
@@ -64,22 +92,22 @@ def _values(execution: ToolExecution) -> dict[str, Any]:
         "api_key_id": e.api_key_id,
         "conversation_id": e.conversation_id,
         "message_id": e.message_id,
-        "tool_call_id": e.tool_call_id,
-        "tool_name": e.tool_name,
+        "tool_call_id": storable(e.tool_call_id),
+        "tool_name": storable(e.tool_name),
         "arguments": _json(e.arguments),
         "result": _json(e.result),
         "error_code": e.error_code,
-        "error_message": e.error_message,
+        "error_message": storable(e.error_message),
         "status": e.status.value,
         "duration_ms": e.duration_ms,
         "requires_approval": e.requires_approval,
-        "approval_reason": e.approval_reason,
+        "approval_reason": storable(e.approval_reason),
         "original_arguments": _json(e.original_arguments),
         "edited_arguments": _json(e.edited_arguments),
         "decision": e.decision.value if e.decision else None,
         "decided_by": e.decided_by,
         "decided_at": e.decided_at,
-        "decision_reason": e.decision_reason,
+        "decision_reason": storable(e.decision_reason),
         "created_at": e.created_at,
         "completed_at": e.completed_at,
     }
@@ -90,6 +118,7 @@ class SqlToolExecutionRepository:
         self._db = db
 
     async def add(self, execution: ToolExecution) -> None:
+        """One INSERT. Raises ServiceUnavailable when the database is down."""
         async with self._db.transaction() as conn:
             await conn.execute(insert(tool_executions).values(**_values(execution)))
 
@@ -120,7 +149,7 @@ class SqlToolExecutionRepository:
                     status=e.status.value,
                     result=_json(e.result),
                     error_code=e.error_code,
-                    error_message=e.error_message,
+                    error_message=storable(e.error_message),
                     duration_ms=e.duration_ms,
                     completed_at=e.completed_at,
                 )
