@@ -8,7 +8,13 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal, limit_auth_attempt
-from agent_api.api.schemas import CredentialOut, Envelope, UserOut, error_responses
+from agent_api.api.schemas import (
+    CredentialOut,
+    Envelope,
+    RequestModel,
+    UserOut,
+    error_responses,
+)
 from agent_api.application.auth import TokenPair
 from agent_api.domain.users import (
     EMAIL_MAX_LENGTH,
@@ -22,7 +28,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
 
 
-class RegisterRequest(BaseModel):
+class RegisterRequest(RequestModel):
     email: Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
     password: Password
     name: Annotated[
@@ -38,7 +44,7 @@ class RegisterRequest(BaseModel):
     }
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     email: Annotated[str, Field(min_length=1, max_length=EMAIL_MAX_LENGTH)]
     password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 
@@ -49,7 +55,7 @@ class LoginRequest(BaseModel):
     }
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
