@@ -1,10 +1,14 @@
 """Property-based tests of the whole HTTP API from its own OpenAPI document (schemathesis).
 
-The app runs in-process on embedded defaults (SQLite, in-process limits, demo model) behind
-schemathesis's ASGI transport, lifespan included. Every operation gets generated requests,
+The app runs in-process (in-process limits, demo model) behind schemathesis's ASGI transport,
+lifespan included, once on SQLite and once on PostgreSQL: text PostgreSQL cannot store must be
+refused there too, never answered 500. Every operation gets generated requests,
 valid ones and invalid ones, sent with a real credential: once as a logged-in session (access
 token) and once as an API key. Every answer must pass the checks below: never a 5xx, only
 documented status codes and content types, and a body that matches the documented schema.
+
+About half the generated requests get a NUL character put into one of their body or query
+strings (hypothesis rarely draws one by itself): it must be refused, never stored or a 5xx.
 
 Nothing is excluded. `POST /v1/auth/logout` ends the session it is sent with, so after a 204 a
 new session is logged in for the following cases. Streaming answers (`stream: true`) are read
@@ -21,10 +25,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -47,8 +53,6 @@ CHECKS = [
 EXAMPLES = 10
 SLOW_EXAMPLES = 150
 PASSWORD = "correct horse battery"
-
-
 @dataclass
 class Caller:
     """A credential for the generated requests; `renew` gets a new one after a logout."""
@@ -62,15 +66,22 @@ class Caller:
         return {"Authorization": f"Bearer {self.header}"}
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
-    """The app's own OpenAPI document, bound to the app (which runs with its lifespan)."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[schemathesis.BaseSchema]:
+    """The app's own OpenAPI document, bound to the app (which runs with its lifespan), on a
+    private SQLite file and on the session's PostgreSQL database in turn."""
     tmp: Path = tmp_path_factory.mktemp("schemathesis")
+    database: dict[str, str] = {}
+    if request.param == "postgresql":
+        database["database_url"] = request.getfixturevalue("migrated_pg_url")
     # Limits high enough that the generated traffic is not answered with 429 only (429 is
     # documented and checked all the same).
     app = create_app(
         make_settings(
             tmp,
+            **database,
             rate_limit_per_minute=1_000_000,
             rate_limit_per_day=1_000_000,
             auth_rate_limit_per_minute=1_000_000,
@@ -107,6 +118,33 @@ def _api_key(schema: schemathesis.BaseSchema, token: str) -> str:
         return key
 
 
+def _string_slots(value: Any) -> list[tuple[Any, Any]]:
+    """(container, key) of every string value in `value`, at any depth."""
+    slots: list[tuple[Any, Any]] = []
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, str):
+            slots.append((value, key))
+        elif isinstance(item, dict | list):
+            slots.extend(_string_slots(item))
+    return slots
+
+
+def _put_nul(case: schemathesis.Case, data: st.DataObject) -> None:
+    """Puts a NUL into one string of the case's body or query, when it has one."""
+    slots = [
+        slot
+        for part in (case.body, case.query)
+        if isinstance(part, dict | list)
+        for slot in _string_slots(part)
+    ]
+    if not slots:
+        return
+    container, key = data.draw(st.sampled_from(slots), label="string given a NUL")
+    text = container[key]
+    container[key] = text[: len(text) // 2] + "\x00" + text[len(text) // 2 :]
+
+
 def _run(
     schema: schemathesis.BaseSchema, caller: Caller, examples: int, failures: list[str]
 ) -> dict[str, int]:
@@ -119,7 +157,7 @@ def _run(
         label = operation.label
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @given(case=operation.as_strategy(generation_mode=mode))
+            @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
             @settings(
                 max_examples=examples,
                 deadline=None,
@@ -128,7 +166,9 @@ def _run(
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
-            def check(case: schemathesis.Case) -> None:
+            def check(case: schemathesis.Case, data: st.DataObject) -> None:
+                if data.draw(st.booleans(), label="with a NUL"):
+                    _put_nul(case, data)
                 response = case.call_and_validate(headers=caller.headers, checks=CHECKS)
                 name = case.operation.label
                 counts[name] = counts.get(name, 0) + 1

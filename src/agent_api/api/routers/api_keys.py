@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agent_api.api.deps import ContainerDep, SessionPrincipal
-from agent_api.api.schemas import Envelope, error_responses
+from agent_api.api.schemas import Envelope, RequestModel, error_responses
 from agent_api.application.api_keys import KeySpec
 from agent_api.domain.api_keys import (
     LIST_ITEM_MAX_LENGTH,
@@ -34,7 +34,7 @@ NameList = Annotated[
 ]
 
 
-class CreateApiKeyRequest(BaseModel):
+class CreateApiKeyRequest(RequestModel):
     # Unknown fields are refused: a misspelt `allowed_tools` would otherwise silently grant
     # every tool.
     model_config = ConfigDict(

@@ -13,7 +13,13 @@ from agent_api.api.deps import (
     SessionPrincipal,
     limit_auth_attempt,
 )
-from agent_api.api.schemas import CredentialOut, Envelope, UserOut, error_responses
+from agent_api.api.schemas import (
+    CredentialOut,
+    Envelope,
+    RequestModel,
+    UserOut,
+    error_responses,
+)
 from agent_api.application.auth import TokenPair
 from agent_api.domain.users import (
     EMAIL_MAX_LENGTH,
@@ -27,7 +33,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
 
 
-class RegisterRequest(BaseModel):
+class RegisterRequest(RequestModel):
     email: Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
     password: Password
     name: Annotated[
@@ -43,7 +49,7 @@ class RegisterRequest(BaseModel):
     }
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     email: Annotated[str, Field(min_length=1, max_length=EMAIL_MAX_LENGTH)]
     password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 
@@ -54,11 +60,11 @@ class LoginRequest(BaseModel):
     }
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
-class ChangePasswordRequest(BaseModel):
+class ChangePasswordRequest(RequestModel):
     current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
     new_password: Password
     revoke_api_keys: bool = Field(

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
 from agent_api.application.agent.events import RunFinished
 from agent_api.domain.chat import Usage
 from agent_api.domain.conversations import (
@@ -21,13 +22,15 @@ from agent_api.domain.conversations import (
 )
 
 MessageText = Annotated[str, Field(min_length=1, max_length=MESSAGE_MAX_LENGTH)]
+# A longer id than its column holds names no stored call.
+ToolCallId = Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
 MAX_DECISIONS = 64
 
 
-class CreateConversationRequest(BaseModel):
+class CreateConversationRequest(RequestModel):
     message: MessageText
     agent_type: AgentType = AgentType.AUTO
-    model: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    model: Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)] | None = None
     title: Annotated[str, Field(max_length=TITLE_MAX_LENGTH)] | None = None
     stream: bool = False
 
@@ -36,18 +39,22 @@ class CreateConversationRequest(BaseModel):
     }
 
 
-class SendMessageRequest(BaseModel):
+class SendMessageRequest(RequestModel):
     message: MessageText
     stream: bool = False
 
     model_config = {"json_schema_extra": {"examples": [{"message": "And divided by 7?"}]}}
 
 
-class ApproveRequest(BaseModel):
+class ApproveRequest(RequestModel):
     approved: bool
     reason: Annotated[str, Field(max_length=2000)] | None = None
-    tool_call_ids: Annotated[list[str], Field(min_length=1, max_length=MAX_DECISIONS)] | None = None
-    arguments: Annotated[dict[str, dict[str, Any]], Field(max_length=MAX_DECISIONS)] | None = None
+    tool_call_ids: (
+        Annotated[list[ToolCallId], Field(min_length=1, max_length=MAX_DECISIONS)] | None
+    ) = None
+    arguments: (
+        Annotated[dict[ToolCallId, dict[str, Any]], Field(max_length=MAX_DECISIONS)] | None
+    ) = None
     stream: bool = False
 
     model_config = {

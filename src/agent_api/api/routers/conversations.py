@@ -165,7 +165,14 @@ async def list_conversations(
     principal: CurrentPrincipal,
     container: ContainerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[A-Za-z0-9_-]+=*$",
+            description="The `next_cursor` of the previous page.",
+        ),
+    ] = None,
     status_filter: Annotated[ConversationStatus | None, Query(alias="status")] = None,
 ) -> Envelope[ConversationPageOut]:
     page, next_cursor = await container.conversations.page(

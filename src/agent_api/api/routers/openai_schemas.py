@@ -1,48 +1,69 @@
 """Wire schemas of the OpenAI-compatible surface (requests are lenient: fields the server does
-not use are accepted and ignored; malformed ones are 400 `invalid_request_error` with `param`)."""
+not use are accepted and ignored; malformed ones are 400 `invalid_request_error` with `param`).
+Every string the server keeps is checked (see `RequestModel`) and, where its column is bounded,
+bounded here: a tool call id or a name longer than IDENTIFIER_MAX_LENGTH is refused."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
 from agent_api.domain.chat import ChatMessage, ToolCall
 from agent_api.domain.conversations import MESSAGE_MAX_LENGTH
 from agent_api.domain.errors import InvalidRequest
 
 MAX_MESSAGES = 1000
+Identifier = Annotated[str, Field(max_length=IDENTIFIER_MAX_LENGTH)]
 
 
-class FunctionCallIn(BaseModel):
-    name: str
+class FunctionCallIn(RequestModel):
+    name: Identifier
     arguments: str = ""
 
 
-class ToolCallIn(BaseModel):
+class ToolCallIn(RequestModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str
+    id: Identifier
     type: Literal["function"] = "function"
     function: FunctionCallIn
 
 
-class TextPart(BaseModel):
+class TextPart(RequestModel):
     model_config = ConfigDict(extra="allow")
 
     type: str
     text: str | None = None
 
 
-class MessageIn(BaseModel):
+def _content_kind(value: Any) -> str | None:
+    return "text" if isinstance(value, str) else "parts" if isinstance(value, list) else None
+
+
+# Tagged, so that an error inside a content part names that part (`content.parts.0.text`)
+# instead of also reporting that the list is not a string.
+Content = Annotated[
+    Annotated[Annotated[str, Field(max_length=MESSAGE_MAX_LENGTH)], Tag("text")]
+    | Annotated[list[TextPart], Tag("parts")],
+    Discriminator(
+        _content_kind,
+        custom_error_type="content_type",
+        custom_error_message="content must be a string or a list of content parts",
+    ),
+]
+
+
+class MessageIn(RequestModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["developer", "system", "user", "assistant", "tool"]
-    content: Annotated[str, Field(max_length=MESSAGE_MAX_LENGTH)] | list[TextPart] | None = None
-    name: str | None = None
+    content: Content | None = None
+    name: Identifier | None = None
     tool_calls: list[ToolCallIn] | None = None
-    tool_call_id: str | None = None
+    tool_call_id: Identifier | None = None
 
     def text(self, index: int) -> str | None:
         """The content as text. Raises InvalidRequest for non-text parts (images, audio)."""
@@ -77,13 +98,13 @@ class MessageIn(BaseModel):
         )
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(RequestModel):
     model_config = ConfigDict(extra="allow")
 
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestModel):
     """The OpenAI body. Extension: `conversation_id` continues a stored conversation."""
 
     model_config = ConfigDict(
@@ -95,7 +116,7 @@ class ChatCompletionRequest(BaseModel):
         },
     )
 
-    model: Annotated[str, Field(min_length=1, max_length=100)]
+    model: Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
     messages: Annotated[list[MessageIn], Field(min_length=1, max_length=MAX_MESSAGES)]
     stream: bool = False
     stream_options: StreamOptions | None = None

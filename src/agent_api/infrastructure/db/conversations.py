@@ -2,14 +2,20 @@
 
 Run ownership is compare-and-set on the conversation row (status + run_id + lease), so
 concurrent claims have exactly one winner on PostgreSQL and SQLite alike.
+
+Text written here may come from the language model rather than from a client (its answer,
+its tool calls' ids, names and arguments), so it cannot be refused at the edge; it is made
+storable instead (see `storable` and `fit`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -30,6 +36,43 @@ from agent_api.infrastructure.db.database import Database
 from agent_api.infrastructure.db.schema import conversations, messages, tool_executions
 
 _live = conversations.c.deleted_at.is_(None)
+
+# NUL (PostgreSQL text and JSONB refuse it) and lone surrogates (not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_REPLACEMENT = "\ufffd"
+_NAME_LENGTH: int = messages.c.name.type.length  # type: ignore[attr-defined]
+_CALL_ID_LENGTH: int = messages.c.tool_call_id.type.length  # type: ignore[attr-defined]
+_MODEL_LENGTH: int = messages.c.model.type.length  # type: ignore[attr-defined]
+
+
+def storable(value: Any) -> Any:
+    """`value` with every NUL and lone surrogate replaced by U+FFFD, in strings, list items
+    and dict keys and values alike (other values unchanged)."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(_REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
+
+
+@overload
+def fit(value: str, limit: int) -> str: ...
+@overload
+def fit(value: None, limit: int) -> None: ...
+def fit(value: str | None, limit: int) -> str | None:
+    """`value` made storable and at most `limit` characters. A longer value keeps its head and
+    ends with a hash of the whole, so it stays distinct and the same value always maps to the
+    same result: a tool call's id shortened on the assistant message still matches the id
+    shortened on the tool message that answers it."""
+    if value is None:
+        return None
+    value = storable(value)
+    if len(value) <= limit:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+    return f"{value[: limit - len(digest) - 1]}~{digest}"
 
 
 def _conversation(row: Any) -> Conversation:
@@ -92,7 +135,11 @@ def _wire_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]] | None:
     if not calls:
         return None
     return [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        {
+            "id": fit(c.id, _CALL_ID_LENGTH),
+            "type": "function",
+            "function": {"name": fit(c.name, _NAME_LENGTH), "arguments": storable(c.arguments)},
+        }
         for c in calls
     ]
 
@@ -308,6 +355,14 @@ class SqlConversationRepository:
         is_complete: bool = True,
         context_dropped: int = 0,
     ) -> Message:
+        """Appends a message and counts it on its conversation; returns it as stored.
+
+        Never refuses text: NUL characters and lone surrogates (in the content, the tool calls
+        or the names) are stored as U+FFFD, and a `name`, `tool_call_id`, tool call id or
+        `model` longer than its column is shortened by `fit` (which keeps calls and their
+        results paired). Truncating rather than refusing, because these values come from the
+        model: refusing would fail the whole run for a value that is only a label, and the
+        model never needs to quote a stored id back verbatim."""
         usage = usage or Usage()
         async with self._db.transaction() as conn:
             # The counter update hands out the sequence number: one statement, no race.
@@ -334,11 +389,11 @@ class SqlConversationRepository:
                         conversation_id=conversation_id,
                         seq=seq,
                         role=role,
-                        content=content,
-                        name=name,
+                        content=storable(content),
+                        name=fit(name, _NAME_LENGTH),
                         tool_calls=_wire_calls(tool_calls),
-                        tool_call_id=tool_call_id,
-                        model=model,
+                        tool_call_id=fit(tool_call_id, _CALL_ID_LENGTH),
+                        model=fit(model, _MODEL_LENGTH),
                         prompt_tokens=usage.prompt_tokens,
                         completion_tokens=usage.completion_tokens,
                         latency_ms=latency_ms,
@@ -385,14 +440,16 @@ class SqlConversationRepository:
         requests: Sequence[tuple[ToolCall, dict[str, Any], str]],
         now: datetime,
     ) -> list[PendingToolCall]:
-        """`requests` are (call, parsed arguments, reason) triples."""
+        """`requests` are (call, parsed arguments, reason) triples. The model's ids, names and
+        arguments are made storable as in `append_message`; the calls returned carry them as
+        stored, so the ids a client is shown are the ids it can approve."""
         pending = [
             PendingToolCall(
                 execution_id=uuid.uuid4(),
-                tool_call_id=call.id,
-                name=call.name,
-                arguments=arguments,
-                reason=reason,
+                tool_call_id=fit(call.id, _CALL_ID_LENGTH),
+                name=fit(call.name, _NAME_LENGTH),
+                arguments=storable(arguments),
+                reason=storable(reason),
                 requested_at=now,
             )
             for call, arguments, reason in requests
