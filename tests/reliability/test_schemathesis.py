@@ -53,6 +53,8 @@ CHECKS = [
 EXAMPLES = 10
 SLOW_EXAMPLES = 150
 PASSWORD = "correct horse battery"
+
+
 @dataclass
 class Caller:
     """A credential for the generated requests; `renew` gets a new one after a logout."""
