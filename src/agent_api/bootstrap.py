@@ -18,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 
 from agent_api.application.agent.graph import build_agent_graph
-from agent_api.application.api_keys import ApiKeyService
+from agent_api.application.api_keys import ApiKeyService, KeyPolicy
 from agent_api.application.auth import AuthService, utcnow
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
@@ -203,7 +203,16 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             redis=redis,
             metrics=metrics,
             auth=auth,
-            api_keys=ApiKeyService(api_keys, users, **clock),
+            api_keys=ApiKeyService(
+                api_keys,
+                users,
+                **clock,
+                policy=KeyPolicy(
+                    max_rate_limit_per_minute=settings.key_rate_limit_max_per_minute,
+                    max_rate_limit_per_day=settings.key_rate_limit_max_per_day,
+                    max_keys_per_user=settings.api_keys_max_per_user,
+                ),
+            ),
             rate_limits=rate_limits,
             usage=UsageService(usage_records, **clock),
             usage_records=usage_records,

@@ -123,6 +123,9 @@ class FakeApiKeyRepository:
                 return True
         return False
 
+    async def count_live_for_user(self, user_id: UUID, now: datetime) -> int:
+        return sum(1 for k in self.keys.values() if k.user_id == user_id and k.is_usable(now))
+
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         for key_hash, key in self.keys.items():
             if key.id == key_id and key.needs_touch(now):

@@ -68,6 +68,9 @@ class ApiKeyRepository(Protocol):
         """Revokes the user's key; idempotent (keeps the first revocation). False when the
         user has no such key (another user's key counts as missing)."""
 
+    async def count_live_for_user(self, user_id: UUID, now: datetime) -> int:
+        """How many of the user's keys are neither revoked nor expired at `now`."""
+
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         """Sets `last_used_at = now` unless it was set less than LAST_USED_RESOLUTION ago;
         cheap to call often (at most one write per key per resolution, across replicas)."""
