@@ -23,7 +23,7 @@ from agent_api.application.auth import AuthService, utcnow
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import ChatModel, RateLimiter, UsageRepository, WebSearch
-from agent_api.application.rate_limits import RateLimitService
+from agent_api.application.rate_limits import AuthLimits, RateLimitService
 from agent_api.application.tokens import TokenService
 from agent_api.application.tools import ToolExecutor
 from agent_api.application.usage import UsageService
@@ -164,6 +164,16 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             per_minute=settings.rate_limit_per_minute,
             per_day=settings.rate_limit_per_day,
             auth_per_minute=settings.auth_rate_limit_per_minute,
+            user_per_minute=settings.user_limit_per_minute,
+            user_per_day=settings.user_limit_per_day,
+            max_per_minute=settings.key_rate_limit_max_per_minute,
+            max_per_day=settings.key_rate_limit_max_per_day,
+            auth=AuthLimits(
+                per_ip=settings.auth_rate_limit_per_minute,
+                per_ip_email=settings.auth_rate_limit_per_ip_email_per_minute,
+                per_email=settings.auth_rate_limit_per_email_per_minute,
+                failures_per_ip=settings.auth_failure_limit_per_minute,
+            ),
             on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
             on_fail_open=metrics.rate_limit_fail_open.inc,
         )

@@ -104,6 +104,10 @@ class RateLimiter(Protocol):
         allowed; a refused hit is not counted. Raises ServiceUnavailable when the store
         cannot be reached (the caller decides whether to fail open or closed)."""
 
+    async def peek(self, key: str, limit: int, window_seconds: int) -> WindowState:
+        """The window of `key` as `hit` would see it, counting nothing: `allowed` is whether
+        one more hit would pass. Raises ServiceUnavailable like `hit`."""
+
     async def aclose(self) -> None: ...
 
 
