@@ -123,7 +123,8 @@ class ConversationService:
         stream: bool = False,
     ) -> Run:
         """A new conversation from `history` (its last message is the user's turn), and the
-        run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden."""
+        run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden. When the
+        history cannot be stored, the new conversation is marked `failed` before raising."""
         if not history or history[-1].role != "user" or not history[-1].content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
@@ -143,7 +144,13 @@ class ConversationService:
             lease_expires_at=now + self._lease,
         )
         await self._repo.create(conversation)
-        stored = await self._store_all(conversation.id, history)
+        try:
+            stored = await self._store_all(conversation.id, history)
+        except BaseException:
+            # Hand the conversation back at once rather than when the lease runs out. `failed`,
+            # not `active`: part of the history may be missing, and the list should say so.
+            await self._engine.release(conversation.id, run_id, ConversationStatus.FAILED)
+            raise
         return self._run(
             principal,
             conversation,
