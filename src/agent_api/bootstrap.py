@@ -22,8 +22,15 @@ from agent_api.application.api_keys import ApiKeyService, KeyPolicy
 from agent_api.application.auth import AuthService, utcnow
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import ChatModel, RateLimiter, UsageRepository, WebSearch
+from agent_api.application.ports import (
+    ChatModel,
+    RateLimiter,
+    RunSlots,
+    UsageRepository,
+    WebSearch,
+)
 from agent_api.application.rate_limits import AuthLimits, RateLimitService
+from agent_api.application.run_slots import RunSlotService
 from agent_api.application.tokens import TokenService
 from agent_api.application.tools import ToolExecutor
 from agent_api.application.usage import UsageService
@@ -43,6 +50,7 @@ from agent_api.infrastructure.metered_chat_model import MeteredChatModel
 from agent_api.infrastructure.metrics import Metrics
 from agent_api.infrastructure.passwords import Argon2PasswordHasher
 from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
+from agent_api.infrastructure.run_slots import MemoryRunSlots, RedisRunSlots
 from agent_api.tools import build_registry
 
 log = structlog.get_logger("agent_api.bootstrap")
@@ -177,6 +185,12 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
             on_fail_open=metrics.rate_limit_fail_open.inc,
         )
+        # Replicas share the run slots through Redis; embedded mode keeps them in process.
+        run_slots: RunSlots = pick("run_slots", None) or (
+            RedisRunSlots(redis, key_prefix=settings.rate_limit_key_prefix)
+            if redis is not None
+            else MemoryRunSlots()
+        )
         usage_records = SqlUsageRepository(db)
         tools = ToolExecutor(
             build_registry(settings, web_search=web_search, extra_tools=pick("extra_tools", ())),
@@ -201,6 +215,15 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             clock=clock.get("clock", utcnow),
             max_iterations=settings.agent_max_iterations,
             lease=settings.agent_run_lease,
+            run_slots=RunSlotService(
+                run_slots,
+                enabled=settings.rate_limit_enabled,
+                per_credential=settings.max_concurrent_runs_per_key,
+                per_user=settings.max_concurrent_runs_per_user,
+                lease=settings.agent_run_lease,
+                on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
+                on_fail_open=metrics.rate_limit_fail_open.inc,
+            ),
         )
         if overrides:
             raise TypeError(f"unknown overrides: {', '.join(sorted(overrides))}")

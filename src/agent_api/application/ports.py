@@ -111,6 +111,26 @@ class RateLimiter(Protocol):
     async def aclose(self) -> None: ...
 
 
+class RunSlots(Protocol):
+    """Leases on concurrent agent runs, per holder (a credential, a user), shared by every
+    replica. A lease that is not renewed expires: a crashed process frees its slots."""
+
+    async def acquire(
+        self, run_id: str, holders: Sequence[tuple[str, int]], lease_seconds: float
+    ) -> int | None:
+        """Atomically, for every `(holder, limit)`: drops expired leases, and when each holder
+        has fewer than `limit` live runs adds `run_id` to all of them, leased for
+        `lease_seconds`. Returns None when taken; otherwise the index of the first full holder
+        (and nothing is added). Raises ServiceUnavailable."""
+
+    async def renew(self, run_id: str, holders: Sequence[str], lease_seconds: float) -> None:
+        """Extends the lease of `run_id` (a lease already expired and dropped stays dropped).
+        Raises ServiceUnavailable."""
+
+    async def release(self, run_id: str, holders: Sequence[str]) -> None:
+        """Frees the slots of `run_id` (idempotent). Raises ServiceUnavailable."""
+
+
 UsageGrouping = Literal["day", "model", "api_key"]
 
 
