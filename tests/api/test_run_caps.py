@@ -5,6 +5,7 @@ nothing; slots free up when runs end, streamed or not."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,21 @@ async def test_the_user_cap_spans_keys_and_sessions(tmp_path: Path) -> None:
     assert refused.status_code == 429
     assert "this user (at most 3 at once)" in refused.json()["error"]["message"]
     assert [r.status_code for r in finished] == [200] * 4
+
+
+async def test_a_run_refused_before_it_starts_gives_its_slot_back(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, max_concurrent_runs_per_key=1)
+    async with running_app(settings, hasher=FakeHasher()) as client:
+        headers = bearer((await keys_for(client, "ada@example.com"))[0])
+        missing = f"/v1/conversations/{uuid.uuid4()}"
+        answers = [
+            await client.post(f"{missing}/messages", json={"message": "hi"}, headers=headers),
+            await client.post(f"{missing}/approve", json={"decisions": []}, headers=headers),
+            await client.post(
+                "/v1/chat/completions", json={**chat(False), "model": "nope"}, headers=headers
+            ),
+            await client.post("/v1/chat/completions", json=chat(False), headers=headers),
+            await client.post("/v1/chat/completions", json=chat(True), headers=headers),
+        ]
+    assert all(a.status_code != 429 for a in answers), [a.text for a in answers]
+    assert [a.status_code for a in answers[3:]] == [200, 200]
