@@ -128,6 +128,12 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=10
         )
     metrics = pick("metrics", None) or Metrics()
+    # Replicas share the run slots through Redis; embedded mode keeps them in process.
+    run_slots: RunSlots = pick("run_slots", None) or (
+        RedisRunSlots.on_redis(settings.redis_url, key_prefix=settings.rate_limit_key_prefix)
+        if settings.redis_url
+        else MemoryRunSlots()
+    )
     sweeper: asyncio.Task[None] | None = None
     # Tests pass their own (e.g. on Redis under a unique key prefix).
     rate_limiter: RateLimiter = pick("rate_limiter", None) or (
@@ -184,12 +190,6 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             ),
             on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
             on_fail_open=metrics.rate_limit_fail_open.inc,
-        )
-        # Replicas share the run slots through Redis; embedded mode keeps them in process.
-        run_slots: RunSlots = pick("run_slots", None) or (
-            RedisRunSlots(redis, key_prefix=settings.rate_limit_key_prefix)
-            if redis is not None
-            else MemoryRunSlots()
         )
         usage_records = SqlUsageRepository(db)
         tools = ToolExecutor(
@@ -263,6 +263,8 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         if isinstance(own_chat_model, OpenAICompatibleChatModel):
             await own_chat_model.aclose()
         await rate_limiter.aclose()
+        if isinstance(run_slots, RedisRunSlots):
+            await run_slots.aclose()
         if redis is not None:
             await redis.aclose()
         await db.dispose()

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from agent_api.domain.errors import ServiceUnavailable
@@ -74,11 +76,33 @@ _STORE_ERRORS = (RedisError, OSError, TimeoutError)
 class RedisRunSlots:
     """Implements `RunSlots` in Redis under `key_prefix` (one round trip per call)."""
 
-    def __init__(self, redis: Redis, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> None:
+    def __init__(
+        self, redis: Redis, *, key_prefix: str = DEFAULT_KEY_PREFIX, owned: bool = False
+    ) -> None:
         self._redis = redis
+        self._owned = owned
         self._prefix = f"{key_prefix}:runs:"
         self._acquire = redis.register_script(ACQUIRE)
         self._renew = redis.register_script(RENEW)
+
+    @classmethod
+    def on_redis(
+        cls, redis_url: str, *, key_prefix: str = DEFAULT_KEY_PREFIX, timeout: float = 1.0
+    ) -> RedisRunSlots:
+        """On a client of its own: short timeouts and no retries, so a dead or hung Redis
+        costs a run at most `timeout` seconds before it fails open. Close with `aclose`."""
+        client = Redis.from_url(
+            redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls(client, key_prefix=key_prefix, owned=True)
+
+    async def aclose(self) -> None:
+        """Closes the client when this adapter built it (`on_redis`)."""
+        if self._owned:
+            await self._redis.aclose()
 
     def _keys(self, holders: Sequence[str]) -> list[str]:
         return [self._prefix + holder for holder in holders]
