@@ -83,10 +83,12 @@ class LimitsRateLimiter:
         key_prefix: str = DEFAULT_KEY_PREFIX,
         timeout: float = 1.0,
         cooldown: float = 1.0,
-        max_connections: int = 32,
+        max_connections: int = 64,
     ) -> LimitsRateLimiter:
         """Counters in Redis under `key_prefix`, shared by every replica. At most
-        `max_connections` connections; a request waits up to `timeout` for a free one."""
+        `max_connections` connections; a request waits up to `timeout` for a free one (then
+        fails open). An authenticated request makes up to nine calls (the failure check, then
+        hit and statistics of four windows), so a burst of hundreds needs this many."""
         pool = BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
