@@ -19,12 +19,19 @@ from redis.asyncio import Redis
 
 from agent_api.application.agent.context import ContextWindow
 from agent_api.application.agent.graph import build_agent_graph
-from agent_api.application.api_keys import ApiKeyService
+from agent_api.application.api_keys import ApiKeyService, KeyPolicy
 from agent_api.application.auth import AuthService, utcnow
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import ChatModel, RateLimiter, UsageRepository, WebSearch
-from agent_api.application.rate_limits import RateLimitService
+from agent_api.application.ports import (
+    ChatModel,
+    RateLimiter,
+    RunSlots,
+    UsageRepository,
+    WebSearch,
+)
+from agent_api.application.rate_limits import AuthLimits, RateLimitService
+from agent_api.application.run_slots import RunSlotService
 from agent_api.application.tokens import TokenService
 from agent_api.application.tools import ToolExecutor
 from agent_api.application.usage import UsageService
@@ -44,6 +51,7 @@ from agent_api.infrastructure.metered_chat_model import MeteredChatModel
 from agent_api.infrastructure.metrics import Metrics
 from agent_api.infrastructure.passwords import Argon2PasswordHasher
 from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
+from agent_api.infrastructure.run_slots import MemoryRunSlots, RedisRunSlots
 from agent_api.infrastructure.tokenizers import counter_for_model
 from agent_api.tools import build_registry
 
@@ -135,6 +143,12 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=10
         )
     metrics = pick("metrics", None) or Metrics()
+    # Replicas share the run slots through Redis; embedded mode keeps them in process.
+    run_slots: RunSlots = pick("run_slots", None) or (
+        RedisRunSlots.on_redis(settings.redis_url, key_prefix=settings.rate_limit_key_prefix)
+        if settings.redis_url
+        else MemoryRunSlots()
+    )
     sweeper: asyncio.Task[None] | None = None
     # Tests pass their own (e.g. on Redis under a unique key prefix).
     rate_limiter: RateLimiter = pick("rate_limiter", None) or (
@@ -181,6 +195,16 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             per_minute=settings.rate_limit_per_minute,
             per_day=settings.rate_limit_per_day,
             auth_per_minute=settings.auth_rate_limit_per_minute,
+            user_per_minute=settings.user_limit_per_minute,
+            user_per_day=settings.user_limit_per_day,
+            max_per_minute=settings.key_rate_limit_max_per_minute,
+            max_per_day=settings.key_rate_limit_max_per_day,
+            auth=AuthLimits(
+                per_ip=settings.auth_rate_limit_per_minute,
+                per_ip_email=settings.auth_rate_limit_per_ip_email_per_minute,
+                per_email=settings.auth_rate_limit_per_email_per_minute,
+                failures_per_ip=settings.auth_failure_limit_per_minute,
+            ),
             on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
             on_fail_open=metrics.rate_limit_fail_open.inc,
         )
@@ -210,6 +234,15 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             clock=clock.get("clock", utcnow),
             max_iterations=settings.agent_max_iterations,
             lease=settings.agent_run_lease,
+            run_slots=RunSlotService(
+                run_slots,
+                enabled=settings.rate_limit_enabled,
+                per_credential=settings.max_concurrent_runs_per_key,
+                per_user=settings.max_concurrent_runs_per_user,
+                lease=settings.agent_run_lease,
+                on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
+                on_fail_open=metrics.rate_limit_fail_open.inc,
+            ),
         )
         if overrides:
             raise TypeError(f"unknown overrides: {', '.join(sorted(overrides))}")
@@ -222,7 +255,16 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
             redis=redis,
             metrics=metrics,
             auth=auth,
-            api_keys=ApiKeyService(api_keys, users, **clock),
+            api_keys=ApiKeyService(
+                api_keys,
+                users,
+                **clock,
+                policy=KeyPolicy(
+                    max_rate_limit_per_minute=settings.key_rate_limit_max_per_minute,
+                    max_rate_limit_per_day=settings.key_rate_limit_max_per_day,
+                    max_keys_per_user=settings.api_keys_max_per_user,
+                ),
+            ),
             rate_limits=rate_limits,
             usage=UsageService(usage_records, **clock),
             usage_records=usage_records,
@@ -240,6 +282,8 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         if isinstance(own_chat_model, OpenAICompatibleChatModel):
             await own_chat_model.aclose()
         await rate_limiter.aclose()
+        if isinstance(run_slots, RedisRunSlots):
+            await run_slots.aclose()
         if redis is not None:
             await redis.aclose()
         await db.dispose()

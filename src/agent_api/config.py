@@ -34,6 +34,9 @@ KNOWN_DEFAULT_SECRETS = frozenset(
     }
 )
 MIN_JWT_SECRET_BYTES = 32
+_INT32_MAX = 2**31 - 1  # the limit columns are 32-bit integers
+# The per-user budget defaults to this many times the per-credential one (see README).
+USER_RATE_LIMIT_FACTOR = 3
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -139,6 +142,22 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(60, ge=1)
     rate_limit_per_day: int = Field(10_000, ge=1)
     auth_rate_limit_per_minute: int = Field(10, ge=1)
+    # Login/register attempts per client IP and email together, and per email from any IP: the
+    # second is high so that guesses from other addresses cannot lock the owner out.
+    auth_rate_limit_per_ip_email_per_minute: int = Field(5, ge=1)
+    auth_rate_limit_per_email_per_minute: int = Field(100, ge=1)
+    # Failed authentications (bad bearer credentials) per client IP, checked before any lookup.
+    auth_failure_limit_per_minute: int = Field(20, ge=1)
+    # The most a key may ask for (unset: the server defaults above).
+    rate_limit_max_per_minute: int | None = Field(None, ge=1, le=_INT32_MAX)
+    rate_limit_max_per_day: int | None = Field(None, ge=1, le=_INT32_MAX)
+    # Budget of a user across all its credentials (unset: 3x the per-credential defaults).
+    user_rate_limit_per_minute: int | None = Field(None, ge=1)
+    user_rate_limit_per_day: int | None = Field(None, ge=1)
+    api_keys_max_per_user: int = Field(20, ge=1)
+    # Agent runs (turns) at once, per credential and per user, across replicas.
+    max_concurrent_runs_per_key: int = Field(4, ge=1)
+    max_concurrent_runs_per_user: int = Field(8, ge=1)
     # Namespace of the limit counters in Redis, for a Redis shared with other applications.
     rate_limit_key_prefix: str = Field("agent-api:rl", min_length=1, max_length=100)
 
@@ -188,6 +207,18 @@ class Settings(BaseSettings):
         """`VAR=` (as in a copied .env.example) means unset, not an empty secret or URL."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator(
+        "rate_limit_max_per_minute",
+        "rate_limit_max_per_day",
+        "user_rate_limit_per_minute",
+        "user_rate_limit_per_day",
+        mode="before",
+    )
+    @classmethod
+    def _empty_limit_is_unset(cls, value: Any) -> Any:
+        """`VAR=` means unset (the documented default), not an invalid number."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
@@ -211,12 +242,38 @@ class Settings(BaseSettings):
                     f"{name} must be more than LLM_CONTEXT_RESERVE_TOKENS "
                     f"({self.llm_context_reserve_tokens}): nothing would be left for the prompt"
                 )
+        if self.key_rate_limit_max_per_minute < self.rate_limit_per_minute:
+            raise ValueError("RATE_LIMIT_MAX_PER_MINUTE must be at least RATE_LIMIT_PER_MINUTE")
+        if self.key_rate_limit_max_per_day < self.rate_limit_per_day:
+            raise ValueError("RATE_LIMIT_MAX_PER_DAY must be at least RATE_LIMIT_PER_DAY")
         return self
 
     def context_tokens_for(self, model: str) -> int:
         """The context window of `model`: its LLM_CONTEXT_TOKENS_BY_MODEL entry, else
         LLM_CONTEXT_TOKENS."""
         return self.llm_context_tokens_by_model.get(model, self.llm_context_tokens)
+
+    @property
+    def key_rate_limit_max_per_minute(self) -> int:
+        """RATE_LIMIT_MAX_PER_MINUTE, else RATE_LIMIT_PER_MINUTE."""
+        return self.rate_limit_max_per_minute or self.rate_limit_per_minute
+
+    @property
+    def key_rate_limit_max_per_day(self) -> int:
+        """RATE_LIMIT_MAX_PER_DAY, else RATE_LIMIT_PER_DAY."""
+        return self.rate_limit_max_per_day or self.rate_limit_per_day
+
+    @property
+    def user_limit_per_minute(self) -> int:
+        """USER_RATE_LIMIT_PER_MINUTE, else USER_RATE_LIMIT_FACTOR x RATE_LIMIT_PER_MINUTE."""
+        return (
+            self.user_rate_limit_per_minute or USER_RATE_LIMIT_FACTOR * self.rate_limit_per_minute
+        )
+
+    @property
+    def user_limit_per_day(self) -> int:
+        """USER_RATE_LIMIT_PER_DAY, else USER_RATE_LIMIT_FACTOR x RATE_LIMIT_PER_DAY."""
+        return self.user_rate_limit_per_day or USER_RATE_LIMIT_FACTOR * self.rate_limit_per_day
 
     @property
     def uses_postgres(self) -> bool:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api.conftest import sse_events
 from tests.conftest import bearer, make_settings, register_and_login, running_app
@@ -98,3 +100,29 @@ async def test_native_stream_failure_is_an_error_event_then_done(
     assert events[-1] == "[DONE]"
     assert events[-2]["type"] == "error"
     assert events[-2]["code"] == "UPSTREAM_ERROR"
+
+
+async def test_a_chat_whose_history_cannot_be_stored_leaves_no_running_conversation(
+    app_client: httpx.AsyncClient, app_db: AsyncEngine
+) -> None:
+    headers = await headers_for(app_client)
+    async with app_db.begin() as conn:
+        # The database refuses this one message, after the conversation row is written.
+        await conn.execute(
+            text(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages "
+                "WHEN NEW.content = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+    history = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "poison"},
+        {"role": "user", "content": "second"},
+    ]
+    answer = await app_client.post(
+        "/v1/chat/completions", json={"model": "demo", "messages": history}, headers=headers
+    )
+    listed = await app_client.get("/v1/conversations", headers=headers)
+    assert answer.status_code == 500
+    conversations = listed.json()["data"]["conversations"]
+    assert [c["status"] for c in conversations] == ["failed"]

@@ -270,3 +270,45 @@ async def test_listing_is_newest_first_and_keeps_revoked_keys(
     assert [k["revoked_at"] is None for k in keys] == [True, False]
     assert all(set(k) >= {"id", "prefix", "created_at"} and "key" not in k for k in keys)
     assert datetime.fromisoformat(keys[0]["created_at"]) > datetime(2000, 1, 1, tzinfo=UTC)
+
+
+async def test_a_key_may_not_ask_for_more_than_the_operator_maximum(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, rate_limit_per_minute=5, rate_limit_per_day=100, rate_limit_max_per_minute=50
+    )
+    async with running_app(settings, hasher=FakeHasher()) as client:
+        token = await session_token(client)
+        at_max = await create_key(client, token, rate_limit_per_minute=50, rate_limit_per_day=100)
+        over = [
+            await create_key(client, token, rate_limit_per_minute=51),
+            await create_key(client, token, rate_limit_per_minute=10_000),
+            await create_key(client, token, rate_limit_per_day=101),
+        ]
+    assert at_max.status_code == 201, at_max.text
+    assert [r.status_code for r in over] == [422, 422, 422]
+    fields = [r.json()["error"]["details"][0]["field"] for r in over]
+    assert fields == ["rate_limit_per_minute", "rate_limit_per_minute", "rate_limit_per_day"]
+    assert "50" in over[0].json()["error"]["message"]
+
+
+async def test_live_keys_per_user_are_capped(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, api_keys_max_per_user=2)
+    async with running_app(settings, hasher=FakeHasher()) as client:
+        token = await session_token(client)
+        first = await new_key(client, token)
+        await new_key(client, token)
+        refused = await create_key(client, token)
+        revoked = await client.delete(
+            f"/v1/api-keys/{first['api_key']['id']}", headers=bearer(token)
+        )
+        after_revocation = await create_key(client, token)
+        refused_again = await create_key(client, token)
+        other_user = await create_key(client, await session_token(client, "bob@example.com"))
+        listed = await client.get("/v1/api-keys", headers=bearer(token))
+    assert (refused.status_code, error_code(refused)) == (409, "API_KEY_LIMIT_REACHED")
+    assert "2" in refused.json()["error"]["message"]
+    assert revoked.status_code == 204
+    assert after_revocation.status_code == 201  # a revoked key no longer counts
+    assert (refused_again.status_code, error_code(refused_again)) == (409, "API_KEY_LIMIT_REACHED")
+    assert other_user.status_code == 201
+    assert len(listed.json()["data"]["api_keys"]) == 3

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from agent_api.api.app import create_app
 from agent_api.config import Settings
@@ -90,7 +92,9 @@ async def test_every_limited_answer_carries_the_fields_and_429_says_when(tmp_pat
     assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert {a.headers["x-ratelimit-limit"] for a in answers} == {"3"}
     assert all(0 < int(a.headers["x-ratelimit-reset"]) <= 60 for a in answers)
-    assert answers[0].headers["ratelimit-policy"] == '"minute";q=3;w=60, "day";q=100;w=86400'
+    assert answers[0].headers["ratelimit-policy"] == (
+        '"minute";q=3;w=60, "user-minute";q=9;w=60, "day";q=100;w=86400, "user-day";q=300;w=86400'
+    )
     assert answers[0].headers["ratelimit"].startswith('"minute";r=2;t=')
     assert '"day";r=99;t=' in answers[0].headers["ratelimit"]
 
@@ -197,19 +201,57 @@ async def test_login_is_limited_per_client_ip(tmp_path: Path) -> None:
     assert rejections(metrics, "auth") == 1
 
 
-async def test_login_is_limited_per_email(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, auth_rate_limit_per_minute=3)
+async def test_guesses_from_other_addresses_do_not_lock_the_owner_out(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        auth_rate_limit_per_minute=10,
+        auth_rate_limit_per_ip_email_per_minute=3,
+        auth_rate_limit_per_email_per_minute=20,
+    )
     async with app_clients(settings) as client_at:
         await account(client_at("10.3.0.100"), "victim@example.com")
-        answers = [
-            await client_at(f"10.3.0.{i}").post(
+        attacker = client_at("10.3.0.1")
+        guesses = [
+            await attacker.post(
                 "/v1/auth/login",
-                json={"email": "Victim@Example.com", "password": "guess number " + str(i)},
+                json={"email": "Victim@Example.com", "password": f"guess number {i}"},
             )
-            for i in range(3)
+            for i in range(4)
         ]
-        # The owner logged in once already: the email's 4th attempt in the minute is refused.
-    assert [a.status_code for a in answers] == [401, 401, 429]
+        # Five bad logins from five other addresses.
+        elsewhere = [
+            await client_at(f"10.3.1.{i}").post(
+                "/v1/auth/login", json={"email": "victim@example.com", "password": "wrong!!!"}
+            )
+            for i in range(5)
+        ]
+        owner = await client_at("10.3.0.200").post(
+            "/v1/auth/login", json={"email": "victim@example.com", "password": PASSWORD}
+        )
+        still_limited = await attacker.post(
+            "/v1/auth/login", json={"email": "victim@example.com", "password": PASSWORD}
+        )
+    assert [g.status_code for g in guesses] == [401, 401, 401, 429]
+    assert "login-ip-email" in guesses[0].headers["ratelimit-policy"]
+    assert [e.status_code for e in elsewhere] == [401] * 5
+    assert owner.status_code == 200, owner.text
+    assert still_limited.status_code == 429
+
+
+async def test_a_distributed_guess_at_one_email_is_still_bounded(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, auth_rate_limit_per_email_per_minute=6)
+    async with app_clients(settings) as client_at:
+        answers = [
+            await client_at(f"10.3.2.{i}").post(
+                "/v1/auth/login", json={"email": "victim@example.com", "password": "guess!!!"}
+            )
+            for i in range(7)
+        ]
+        other_email = await client_at("10.3.2.99").post(
+            "/v1/auth/login", json={"email": "someone@example.com", "password": "guess!!!"}
+        )
+    assert [a.status_code for a in answers] == [401] * 6 + [429]
+    assert other_email.status_code == 401
 
 
 async def test_register_is_limited_per_client_ip(tmp_path: Path) -> None:
@@ -236,3 +278,86 @@ async def test_every_authenticated_route_is_limited(tmp_path: Path, path: str) -
         second = await client.get(path, headers=bearer(token))
     assert (first.status_code, second.status_code) == (200, 429)
     assert first.headers["x-ratelimit-remaining"] == "0"
+
+
+async def test_all_credentials_of_a_user_share_the_user_budget(tmp_path: Path) -> None:
+    metrics = Metrics()
+    settings = make_settings(tmp_path, rate_limit_per_minute=3, user_rate_limit_per_minute=4)
+    async with app_clients(settings, metrics=metrics) as client_at:
+        client = client_at("10.6.0.1")
+        token = await account(client, "ada@example.com")
+        first, second = await api_key(client, token), await api_key(client, token)
+        by_first = [await client.get("/v1/auth/me", headers=bearer(first)) for _ in range(3)]
+        by_second = [await client.get("/v1/auth/me", headers=bearer(second)) for _ in range(2)]
+        by_session = await client.get("/v1/auth/me", headers=bearer(token))
+        other_user = await client.get(
+            "/v1/auth/me", headers=bearer(await account(client, "bob@example.com"))
+        )
+    # The session made 2 requests (creating the keys), so the user's 4 are spent after 2 more.
+    assert [a.status_code for a in by_first] == [200, 200, 429]
+    assert by_first[0].headers["ratelimit-policy"] == (
+        '"minute";q=3;w=60, "user-minute";q=4;w=60, "day";q=10000;w=86400, '
+        '"user-day";q=30000;w=86400'
+    )
+    assert by_first[1].headers["x-ratelimit-remaining"] == "0"  # the tightest: the user's
+    assert by_first[2].json()["error"]["message"] == (
+        "rate limit of this user (all its credentials) exceeded"
+    )
+    assert [a.status_code for a in by_second] == [429, 429]
+    assert by_session.status_code == 429
+    assert other_user.status_code == 200
+    assert rejections(metrics, "user-minute") == 4
+
+
+async def test_a_key_limit_above_a_lowered_maximum_is_capped(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    generous = make_settings(tmp_path, database_url=db, rate_limit_max_per_minute=100)
+    async with app_clients(generous) as client_at:
+        client = client_at("10.6.0.2")
+        key = await api_key(
+            client, await account(client, "ada@example.com"), rate_limit_per_minute=100
+        )
+    async with app_clients(
+        make_settings(tmp_path, database_url=db, rate_limit_per_minute=2)
+    ) as client_at:
+        client = client_at("10.6.0.2")
+        answers = [await client.get("/v1/auth/me", headers=bearer(key)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["x-ratelimit-limit"] == "2"
+
+
+async def test_failed_authentications_block_the_address_before_any_lookup(tmp_path: Path) -> None:
+    metrics = Metrics()
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+    key_lookups: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "api_keys" in statement or "sessions" in statement:
+            key_lookups.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    settings = make_settings(tmp_path, auth_failure_limit_per_minute=3)
+    async with app_clients(settings, metrics=metrics, engine=engine) as client_at:
+        setup = client_at("10.7.0.1")
+        key = await api_key(setup, await account(setup, "ada@example.com"))
+        guesser = client_at("10.7.0.2")
+        guesses = [
+            await guesser.get("/v1/auth/me", headers=bearer(f"sk-guess{i}")) for i in range(2)
+        ]
+        guesses.append(await guesser.get("/v1/auth/me", headers=bearer("not-a-jwt")))
+        lookups_before = len(key_lookups)
+        blocked = [
+            await guesser.get("/v1/auth/me", headers=bearer("sk-guess-more")),
+            await guesser.get("/v1/auth/me", headers=bearer(key)),  # even a valid key
+        ]
+        lookups_while_blocked = len(key_lookups) - lookups_before
+        elsewhere = await client_at("10.7.0.3").get("/v1/auth/me", headers=bearer(key))
+        no_token = await client_at("10.7.0.4").get("/v1/auth/me")
+    assert [g.status_code for g in guesses] == [401, 401, 401]
+    assert [b.status_code for b in blocked] == [429, 429]
+    assert 0 < int(blocked[0].headers["retry-after"]) <= 60
+    assert blocked[0].json()["error"]["code"] == "RATE_LIMITED"
+    assert lookups_while_blocked == 0
+    assert elsewhere.status_code == 200
+    assert no_token.status_code == 401
+    assert rejections(metrics, "auth-failures") == 2

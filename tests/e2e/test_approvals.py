@@ -53,6 +53,9 @@ def env(server_pg_url: str, redis_url: str, stub: StubLLM) -> dict[str, str]:
         stub,
         TOOLS_REQUIRING_APPROVAL="calculator",
         DB_AUTO_MIGRATE="false",
+        # Concurrent approvals race the claim, not the cap on concurrent runs.
+        MAX_CONCURRENT_RUNS_PER_KEY="100",
+        MAX_CONCURRENT_RUNS_PER_USER="100",
     )
 
 

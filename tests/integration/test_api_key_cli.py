@@ -102,6 +102,11 @@ def test_create_api_key_refuses_bad_input(with_user: Path) -> None:
             ["--email", "ada@example.com", "--name", "x", "--rate-limit-per-minute", "0"],
             "rate_limit_per_minute",
         ),
+        # Above the server's maximum (RATE_LIMIT_MAX_PER_MINUTE, here the default 60).
+        (
+            ["--email", "ada@example.com", "--name", "x", "--rate-limit-per-minute", "61"],
+            "rate_limit_per_minute",
+        ),
     ]
     before = key_count(with_user)
     for args, message in cases:

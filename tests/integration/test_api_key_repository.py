@@ -104,3 +104,23 @@ async def test_last_used_is_written_once_per_minute_across_replicas(backend_db: 
     assert await last_used() is None
     await third.touch_last_used(key.id, NOW + timedelta(seconds=120))
     assert await last_used() == NOW + timedelta(seconds=120)
+
+
+async def test_live_key_count_leaves_out_revoked_expired_and_other_users(
+    backend_db: Database,
+) -> None:
+    ada = await add_user(backend_db, "ada@example.com")
+    bob = await add_user(backend_db, "bob@example.com")
+    repo = SqlApiKeyRepository(backend_db)
+    for name, expires_at in [("forever", None), ("soon", NOW + timedelta(hours=1))]:
+        key, _ = ApiKey.issue(user_id=ada.id, name=name, now=NOW, expires_at=expires_at)
+        await repo.add(key)
+    revoked, _ = ApiKey.issue(user_id=ada.id, name="revoked", now=NOW)
+    await repo.add(revoked)
+    await repo.revoke(ada.id, revoked.id, NOW)
+    await repo.add(ApiKey.issue(user_id=bob.id, name="bob's", now=NOW)[0])
+
+    assert await repo.count_live_for_user(ada.id, NOW) == 2
+    assert await repo.count_live_for_user(ada.id, NOW + timedelta(hours=1)) == 1
+    assert await repo.count_live_for_user(bob.id, NOW) == 1
+    assert await repo.count_live_for_user(uuid.uuid4(), NOW) == 0

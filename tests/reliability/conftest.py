@@ -36,6 +36,10 @@ def server(server_pg_url: str, redis_url: str, stub: StubLLM) -> Iterator[str]:
         DB_AUTO_MIGRATE="false",
         TOOLS_REQUIRING_APPROVAL="calculator",
         RATE_LIMIT_PER_MINUTE="100000",
+        # Races of many runs of one session are about the conversation's own claim; the cap on
+        # concurrent runs (tested in tests/api/test_run_caps.py) would answer them first.
+        MAX_CONCURRENT_RUNS_PER_KEY="1000",
+        MAX_CONCURRENT_RUNS_PER_USER="1000",
     )
     with live_server(env) as url:
         yield url

@@ -63,6 +63,8 @@ async def test_redis_killed_under_load_fails_open_for_work_closed_for_login(
             "LLM_BASE_URL": stub.url,
             "LLM_MAX_RETRIES": "0",
             "RATE_LIMIT_PER_MINUTE": "100000",
+            # The load logs one account in from one address several times a minute.
+            "AUTH_RATE_LIMIT_PER_IP_EMAIL_PER_MINUTE": "10",
         }
         with server_process(env) as (_, base_url):
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from agent_api.domain.api_keys import ApiKey
 from agent_api.domain.chat import ChatMessage, ToolSpec
-from agent_api.domain.errors import EmailTaken
+from agent_api.domain.errors import EmailTaken, ServiceUnavailable
 from agent_api.domain.sessions import Session
 from agent_api.domain.users import User
 
@@ -145,6 +145,9 @@ class FakeApiKeyRepository:
                 revoked += 1
         return revoked
 
+    async def count_live_for_user(self, user_id: UUID, now: datetime) -> int:
+        return sum(1 for k in self.keys.values() if k.user_id == user_id and k.is_usable(now))
+
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         for key_hash, key in self.keys.items():
             if key.id == key_id and key.needs_touch(now):
@@ -194,3 +197,41 @@ class FakeTokenCounter:
 
     def count_tools(self, tools: Sequence[ToolSpec]) -> int:
         return len(tools)
+
+
+class FakeRunSlots:
+    """RunSlots in a dict (no leases expire unless `expire` is called); `down` makes every call
+    fail like an unreachable store."""
+
+    def __init__(self) -> None:
+        self.holders: dict[str, set[str]] = {}
+        self.down = False
+        self.renewals = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise ServiceUnavailable("store down", retry_after=1)
+
+    async def acquire(
+        self, run_id: str, holders: Sequence[tuple[str, int]], lease_seconds: float
+    ) -> int | None:
+        self._check()
+        for index, (holder, limit) in enumerate(holders):
+            if len(self.holders.get(holder, set()) - {run_id}) >= limit:
+                return index
+        for holder, _ in holders:
+            self.holders.setdefault(holder, set()).add(run_id)
+        return None
+
+    async def renew(self, run_id: str, holders: Sequence[str], lease_seconds: float) -> None:
+        self._check()
+        self.renewals += 1
+
+    async def release(self, run_id: str, holders: Sequence[str]) -> None:
+        self._check()
+        for holder in holders:
+            self.holders.get(holder, set()).discard(run_id)
+
+    def expire(self) -> None:
+        """As if every lease ran out (a crashed holder)."""
+        self.holders.clear()

@@ -12,19 +12,21 @@ from agent_api.domain.api_keys import (
     DISPLAY_PREFIX_LENGTH,
     LAST_USED_RESOLUTION,
     MAX_LIST_ITEMS,
-    MAX_RATE_LIMIT_PER_DAY,
-    MAX_RATE_LIMIT_PER_MINUTE,
     ApiKey,
     hash_key,
 )
 from agent_api.domain.errors import ValidationFailed
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+MAX_PER_MINUTE = 100
+MAX_PER_DAY = 5000
 USER = uuid.uuid4()
 
 
 def issue(**fields: object) -> tuple[ApiKey, str]:
     fields.setdefault("name", "ci")
+    fields.setdefault("max_rate_limit_per_minute", MAX_PER_MINUTE)
+    fields.setdefault("max_rate_limit_per_day", MAX_PER_DAY)
     return ApiKey.issue(user_id=USER, now=NOW, **fields)  # type: ignore[arg-type]
 
 
@@ -78,9 +80,9 @@ def test_naive_expiry_is_utc_and_must_be_in_the_future() -> None:
         ({"allowed_models": ["m" * 101]}, "allowed_models"),
         ({"allowed_tools": [f"t{i}" for i in range(MAX_LIST_ITEMS + 1)]}, "allowed_tools"),
         ({"rate_limit_per_minute": 0}, "rate_limit_per_minute"),
-        ({"rate_limit_per_minute": MAX_RATE_LIMIT_PER_MINUTE + 1}, "rate_limit_per_minute"),
+        ({"rate_limit_per_minute": MAX_PER_MINUTE + 1}, "rate_limit_per_minute"),
         ({"rate_limit_per_day": -5}, "rate_limit_per_day"),
-        ({"rate_limit_per_day": MAX_RATE_LIMIT_PER_DAY + 1}, "rate_limit_per_day"),
+        ({"rate_limit_per_day": MAX_PER_DAY + 1}, "rate_limit_per_day"),
     ],
 )
 def test_bad_specs_are_refused_naming_the_field(fields: dict[str, object], field: str) -> None:

@@ -281,3 +281,32 @@ def test_the_answer_reserve_must_leave_room_for_the_prompt(env: pytest.MonkeyPat
         load(env, LLM_CONTEXT_TOKENS_BY_MODEL="tiny=4096")
     with pytest.raises(ValidationError, match="LLM_CONTEXT_TOKENS must be more"):
         load(env, LLM_CONTEXT_TOKENS="1000", LLM_CONTEXT_RESERVE_TOKENS="1000")
+
+
+def test_key_limit_maximums_default_to_the_server_defaults(env: pytest.MonkeyPatch) -> None:
+    settings = load(env, RATE_LIMIT_PER_MINUTE="30", RATE_LIMIT_MAX_PER_DAY="")
+    assert settings.key_rate_limit_max_per_minute == 30
+    assert settings.key_rate_limit_max_per_day == settings.rate_limit_per_day
+    raised = load(env, RATE_LIMIT_MAX_PER_MINUTE="100")
+    assert raised.key_rate_limit_max_per_minute == 100
+
+
+@pytest.mark.parametrize(
+    ("variables", "name"),
+    [
+        ({"RATE_LIMIT_PER_MINUTE": "60", "RATE_LIMIT_MAX_PER_MINUTE": "59"}, "MINUTE"),
+        ({"RATE_LIMIT_PER_DAY": "1000", "RATE_LIMIT_MAX_PER_DAY": "999"}, "DAY"),
+    ],
+)
+def test_a_key_maximum_below_the_default_stops_startup(
+    env: pytest.MonkeyPatch, variables: dict[str, str], name: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"RATE_LIMIT_MAX_PER_{name}"):
+        load(env, **variables)
+
+
+def test_user_budget_defaults_to_three_credentials(env: pytest.MonkeyPatch) -> None:
+    settings = load(env, RATE_LIMIT_PER_MINUTE="10", USER_RATE_LIMIT_PER_DAY="")
+    assert settings.user_limit_per_minute == 30
+    assert settings.user_limit_per_day == 3 * settings.rate_limit_per_day
+    assert load(env, USER_RATE_LIMIT_PER_MINUTE="7").user_limit_per_minute == 7

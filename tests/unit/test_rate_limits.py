@@ -33,6 +33,12 @@ class FakeRateLimiter:
             used = self.counts[key] = used + 1
         return WindowState(allowed, limit, limit - used, reset_after=window_seconds / 2)
 
+    async def peek(self, key: str, limit: int, window_seconds: int) -> WindowState:
+        if self.down:
+            raise ServiceUnavailable("store down", retry_after=1)
+        used = self.counts.get(key, 0)
+        return WindowState(used < limit, limit, max(0, limit - used), window_seconds / 2)
+
     async def aclose(self) -> None:
         pass
 

@@ -34,10 +34,17 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """Authenticates the bearer credential and counts the request against its rate limits.
-    Raises Unauthenticated / InvalidToken, RateLimited."""
+    Raises Unauthenticated / InvalidToken, RateLimited (also, before any lookup, for an
+    address with too many failed authentications: see RateLimitService)."""
     if credentials is None:
         raise Unauthenticated("missing bearer token in the Authorization header")
-    principal = await container.auth.authenticate(credentials.credentials)
+    client_ip = _client_ip(request)
+    await container.rate_limits.check_auth_failures(client_ip)
+    try:
+        principal = await container.auth.authenticate(credentials.credentials)
+    except Unauthenticated:
+        await container.rate_limits.count_auth_failure(client_ip)
+        raise
     request.state.principal = principal
     # Every authenticated route is limited here. The middleware adds these header fields to
     # whatever response goes out (streams included); a 429 carries its own.
@@ -55,9 +62,13 @@ async def limit_auth_attempt(
     """Counts one login/register attempt per client IP and per email. The IP is the ASGI
     peer: X-Forwarded-For is not trusted (anyone could rotate it). Raises RateLimited, or
     ServiceUnavailable when the limit store is down (these fail closed)."""
-    client_ip = request.client.host if request.client else None
-    headers = await container.rate_limits.check_auth(action, client_ip, email)
+    headers = await container.rate_limits.check_auth(action, _client_ip(request), email)
     add_response_headers(request.scope, headers)
+
+
+def _client_ip(request: Request) -> str | None:
+    # The ASGI peer: X-Forwarded-For is not trusted (anyone could rotate it).
+    return request.client.host if request.client else None
 
 
 async def get_session_principal(principal: CurrentPrincipal) -> Principal:

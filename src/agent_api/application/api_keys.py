@@ -14,7 +14,7 @@ from uuid import UUID
 from agent_api.application.ports import ApiKeyRepository, UserRepository
 from agent_api.domain.api_keys import ApiKey
 from agent_api.domain.credentials import Principal
-from agent_api.domain.errors import NotFound, PermissionDenied
+from agent_api.domain.errors import ApiKeyLimitReached, NotFound, PermissionDenied
 from agent_api.domain.users import User, normalize_email
 
 Clock = Callable[[], datetime]
@@ -46,17 +46,33 @@ class KeySpec:
     can_approve: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """The operator's bounds on keys: the highest limits a key may ask for (None: no maximum)
+    and how many live (not revoked, not expired) keys a user may hold."""
+
+    max_rate_limit_per_minute: int | None = None
+    max_rate_limit_per_day: int | None = None
+    max_keys_per_user: int | None = None
+
+
 class ApiKeyService:
     def __init__(
-        self, api_keys: ApiKeyRepository, users: UserRepository, clock: Clock = utcnow
+        self,
+        api_keys: ApiKeyRepository,
+        users: UserRepository,
+        clock: Clock = utcnow,
+        policy: KeyPolicy = KeyPolicy(),
     ) -> None:
         self._api_keys = api_keys
         self._users = users
         self._now = clock
+        self._policy = policy
 
     async def create(self, principal: Principal, spec: KeySpec) -> NewApiKey:
         """Creates a key for the caller. Raises PermissionDenied for API keys,
-        ValidationFailed for a bad spec."""
+        ValidationFailed for a bad spec (limits above the policy's maximums included),
+        ApiKeyLimitReached when the caller already has the most live keys allowed."""
         _require_session(principal)
         return await self._issue(principal.user, spec)
 
@@ -74,25 +90,37 @@ class ApiKeyService:
             raise NotFound("API key not found")
 
     async def create_for_email(self, email: str, spec: KeySpec) -> NewApiKey:
-        """For the operator's command line. Raises NotFound for an unknown email,
-        ValidationFailed for a bad spec."""
+        """For the operator's command line, under the same policy. Raises NotFound for an
+        unknown email, ValidationFailed for a bad spec, ApiKeyLimitReached."""
         user = await self._users.get_by_email(normalize_email(email))
         if user is None:
             raise NotFound(f"no user with email {normalize_email(email)}")
         return await self._issue(user, spec)
 
     async def _issue(self, user: User, spec: KeySpec) -> NewApiKey:
+        policy, now = self._policy, self._now()
         key, secret = ApiKey.issue(
             user_id=user.id,
             name=spec.name,
-            now=self._now(),
+            now=now,
             allowed_tools=spec.allowed_tools,
             allowed_models=spec.allowed_models,
             expires_at=spec.expires_at,
             rate_limit_per_minute=spec.rate_limit_per_minute,
             rate_limit_per_day=spec.rate_limit_per_day,
             can_approve=spec.can_approve,
+            max_rate_limit_per_minute=policy.max_rate_limit_per_minute,
+            max_rate_limit_per_day=policy.max_rate_limit_per_day,
         )
+        # Count, then add: concurrent creations by one user may pass the count together and
+        # overshoot by their number (each is a rate-limited request). The cap bounds the
+        # budget multiplication, not an exact inventory.
+        if policy.max_keys_per_user is not None:
+            live = await self._api_keys.count_live_for_user(user.id, now)
+            if live >= policy.max_keys_per_user:
+                raise ApiKeyLimitReached(
+                    f"at most {policy.max_keys_per_user} live API keys per user: revoke one first"
+                )
         await self._api_keys.add(key)
         return NewApiKey(api_key=key, secret=secret)
 

@@ -2,6 +2,8 @@
 
 Every run holds its conversation's lease, renewed while it goes, and gives it back when it
 ends however it ends (answered, paused for approval, failed, or cut off by a disconnect).
+It holds a run slot (the cap on concurrent runs) the same way, taken before anything is
+written: a run refused by the cap writes nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from agent_api.application.agent.recorder import ConversationRecorder
 from agent_api.application.agent.router import resolve_agent
 from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import ConversationRepository, UsageRepository
+from agent_api.application.run_slots import RunSlot, RunSlotService
 from agent_api.domain.chat import ChatMessage, ToolSpec, Usage
 from agent_api.domain.conversations import (
     AgentType,
@@ -100,8 +103,10 @@ class ConversationService:
         clock: Callable[[], datetime],
         max_iterations: int,
         lease: timedelta = timedelta(seconds=60),
+        run_slots: RunSlotService | None = None,
     ) -> None:
         self._repo = repo
+        self._run_slots = run_slots
         self._engine = RunEngine(graph, repo, clock, lease, max_iterations)
         self._tools = tools
         self._tool_specs = tool_specs
@@ -123,7 +128,9 @@ class ConversationService:
         stream: bool = False,
     ) -> Run:
         """A new conversation from `history` (its last message is the user's turn), and the
-        run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden."""
+        run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden,
+        RateLimited (too many runs in progress). When the
+        history cannot be stored, the new conversation is marked `failed` before raising."""
         if not history or history[-1].role != "user" or not history[-1].content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
@@ -142,8 +149,22 @@ class ConversationService:
             run_id=run_id,
             lease_expires_at=now + self._lease,
         )
-        await self._repo.create(conversation)
-        stored = await self._store_all(conversation.id, history)
+        slot = await self._take_slot(principal)
+        try:
+            await self._repo.create(conversation)
+        except BaseException:
+            await slot.release()
+            raise
+        try:
+            stored = await self._store_all(conversation.id, history)
+        except BaseException:
+            # Hand the conversation back at once rather than when the lease runs out. `failed`,
+            # not `active`: part of the history may be missing, and the list should say so.
+            try:
+                await self._engine.release(conversation.id, run_id, ConversationStatus.FAILED)
+            finally:
+                await slot.release()
+            raise
         return self._run(
             principal,
             conversation,
@@ -152,6 +173,7 @@ class ConversationService:
             new=stored,
             history=[m.to_chat() for m in stored],
             user_message=history[-1].content or "",
+            slot=slot,
         )
 
     async def send(
@@ -165,8 +187,13 @@ class ConversationService:
     ) -> Run:
         """The next user turn of a conversation, answered by `model` (default: the
         conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
-        is pending), ModelNotFound, ModelForbidden."""
-        conversation, run_id = await self._claim(principal, conversation_id)
+        is pending), ModelNotFound, ModelForbidden, RateLimited (too many runs in progress)."""
+        slot = await self._take_slot(principal)
+        try:
+            conversation, run_id = await self._claim(principal, conversation_id)
+        except BaseException:
+            await slot.release()
+            raise
         try:
             model = self.models.resolve(principal, model or conversation.model)
             user = await self._repo.append_message(
@@ -174,7 +201,10 @@ class ConversationService:
             )
             history = await self._history(conversation.id)
         except BaseException:
-            await self._engine.release(conversation.id, run_id, ConversationStatus.ACTIVE)
+            try:
+                await self._engine.release(conversation.id, run_id, ConversationStatus.ACTIVE)
+            finally:
+                await slot.release()
             raise
         return self._run(
             principal,
@@ -185,9 +215,29 @@ class ConversationService:
             history=history,
             user_message=message,
             model=model,
+            slot=slot,
         )
 
     async def approve(
+        self,
+        principal: Principal,
+        conversation_id: UUID,
+        request: ApprovalRequest,
+        *,
+        stream: bool = False,
+    ) -> Run:
+        """`_approve` within a run slot: RateLimited when too many runs are in progress;
+        the slot is released if the approval fails before its run exists."""
+        slot = await self._take_slot(principal)
+        try:
+            run = await self._approve(principal, conversation_id, request, stream=stream)
+        except BaseException:
+            await slot.release()
+            raise
+        run.hold(slot)
+        return run
+
+    async def _approve(
         self,
         principal: Principal,
         conversation_id: UUID,
@@ -310,6 +360,12 @@ class ConversationService:
             raise ConversationBusy("the conversation is waiting for an approval decision")
         raise ConversationBusy("a run is in progress on this conversation")
 
+    async def _take_slot(self, principal: Principal) -> RunSlot:
+        """Raises RateLimited when the principal has too many runs in progress."""
+        if self._run_slots is None:
+            return RunSlot(None, "", [], self._lease)
+        return await self._run_slots.acquire(principal)
+
     async def _store_all(
         self, conversation_id: UUID, history: Sequence[ChatMessage]
     ) -> list[Message]:
@@ -346,6 +402,7 @@ class ConversationService:
         user_message: str,
         approved: list[DecidedToolCall] | None = None,
         model: str | None = None,
+        slot: RunSlot | None = None,
     ) -> Run:
         recorder = ConversationRecorder(
             self._repo, self._usage, principal, conversation.id, self._now
@@ -366,7 +423,10 @@ class ConversationService:
             "approved": approved or [],
             "iteration": 0,
         }
-        return Run(self._engine, conversation, run_id, context, state, new)
+        run = Run(self._engine, conversation, run_id, context, state, new)
+        if slot is not None:
+            run.hold(slot)
+        return run
 
 
 class Run:
@@ -389,6 +449,11 @@ class Run:
         self._context = context
         self._state = state
         self._new = new
+        self._slot: RunSlot | None = None
+
+    def hold(self, slot: RunSlot) -> None:
+        """The run slot this run renews with its lease and releases when it ends."""
+        self._slot = slot
 
     async def events(self) -> AsyncGenerator[AgentEvent, None]:
         engine = self._engine
@@ -426,7 +491,11 @@ class Run:
             raise
         finally:
             heartbeat.cancel()
-            final = await engine.release(self.conversation.id, self.run_id, status)
+            try:
+                final = await engine.release(self.conversation.id, self.run_id, status)
+            finally:
+                if self._slot is not None:
+                    await self._slot.release()
         final_text = next(
             (m.content or "" for m in reversed(messages) if m.role == "assistant"), ""
         )
@@ -457,6 +526,8 @@ class Run:
             until = engine.clock() + engine.lease
             with contextlib.suppress(Exception):  # a missed renewal is retried next time
                 await engine.repo.renew_lease(self.conversation.id, self.run_id, until)
+            if self._slot is not None:
+                await self._slot.renew()  # never raises
 
 
 def _final_finish_reason(pending: tuple[PendingToolCall, ...], last_llm_reason: str) -> str:

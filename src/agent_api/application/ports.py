@@ -85,6 +85,9 @@ class ApiKeyRepository(Protocol):
     async def revoke_all_for_user(self, user_id: UUID, now: datetime) -> int:
         """Revokes every unrevoked key of the user in one statement; returns how many."""
 
+    async def count_live_for_user(self, user_id: UUID, now: datetime) -> int:
+        """How many of the user's keys are neither revoked nor expired at `now`."""
+
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         """Sets `last_used_at = now` unless it was set less than LAST_USED_RESOLUTION ago;
         cheap to call often (at most one write per key per resolution, across replicas)."""
@@ -118,7 +121,31 @@ class RateLimiter(Protocol):
         allowed; a refused hit is not counted. Raises ServiceUnavailable when the store
         cannot be reached (the caller decides whether to fail open or closed)."""
 
+    async def peek(self, key: str, limit: int, window_seconds: int) -> WindowState:
+        """The window of `key` as `hit` would see it, counting nothing: `allowed` is whether
+        one more hit would pass. Raises ServiceUnavailable like `hit`."""
+
     async def aclose(self) -> None: ...
+
+
+class RunSlots(Protocol):
+    """Leases on concurrent agent runs, per holder (a credential, a user), shared by every
+    replica. A lease that is not renewed expires: a crashed process frees its slots."""
+
+    async def acquire(
+        self, run_id: str, holders: Sequence[tuple[str, int]], lease_seconds: float
+    ) -> int | None:
+        """Atomically, for every `(holder, limit)`: drops expired leases, and when each holder
+        has fewer than `limit` live runs adds `run_id` to all of them, leased for
+        `lease_seconds`. Returns None when taken; otherwise the index of the first full holder
+        (and nothing is added). Raises ServiceUnavailable."""
+
+    async def renew(self, run_id: str, holders: Sequence[str], lease_seconds: float) -> None:
+        """Extends the lease of `run_id` (a lease already expired and dropped stays dropped).
+        Raises ServiceUnavailable."""
+
+    async def release(self, run_id: str, holders: Sequence[str]) -> None:
+        """Frees the slots of `run_id` (idempotent). Raises ServiceUnavailable."""
 
 
 UsageGrouping = Literal["day", "model", "api_key"]

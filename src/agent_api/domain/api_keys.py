@@ -24,8 +24,6 @@ DISPLAY_PREFIX_LENGTH = (
 NAME_MAX_LENGTH = 255
 MAX_LIST_ITEMS = 100
 LIST_ITEM_MAX_LENGTH = 100
-MAX_RATE_LIMIT_PER_MINUTE = 10_000
-MAX_RATE_LIMIT_PER_DAY = 10_000_000
 # `last_used_at` is a hint for humans ("used 3 minutes ago"), so it is written at most this
 # often per key instead of once per request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -65,9 +63,13 @@ def _name_list(field: str, values: Iterable[str] | None) -> list[str] | None:
     return items
 
 
-def _limit(field: str, value: int | None, maximum: int) -> int | None:
-    if value is not None and not 1 <= value <= maximum:
-        raise _problem(field, f"must be between 1 and {maximum}")
+def _limit(field: str, value: int | None, maximum: int | None) -> int | None:
+    if value is None:
+        return None
+    if maximum is not None and not 1 <= value <= maximum:
+        raise _problem(field, f"must be between 1 and {maximum} (the server's maximum)")
+    if value < 1:
+        raise _problem(field, "must be at least 1")
     return value
 
 
@@ -101,13 +103,16 @@ class ApiKey:
         rate_limit_per_minute: int | None = None,
         rate_limit_per_day: int | None = None,
         can_approve: bool = False,
+        max_rate_limit_per_minute: int | None = None,
+        max_rate_limit_per_day: int | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key and its raw secret (to show once, never to store).
 
         `allowed_*`: None = everything, [] = nothing, ["*"] = everything. `can_approve` lets
-        the key decide approvals (never the default). A naive `expires_at`
-        is taken as UTC. Raises ValidationFailed (with field `details`) for an empty or too
-        long name, bad list items, an `expires_at` not in the future, or limits out of bounds.
+        the key decide approvals (never the default). A naive `expires_at` is taken as UTC.
+        The limits must be at least 1 and at most the operator's `max_rate_limit_*` (None: no
+        maximum). Raises ValidationFailed (with field `details`) for an empty or too long
+        name, bad list items, an `expires_at` not in the future, or limits out of bounds.
         """
         clean_name = name.strip()
         if not 1 <= len(clean_name) <= NAME_MAX_LENGTH:
@@ -128,10 +133,10 @@ class ApiKey:
             allowed_tools=_name_list("allowed_tools", allowed_tools),
             allowed_models=_name_list("allowed_models", allowed_models),
             rate_limit_per_minute=_limit(
-                "rate_limit_per_minute", rate_limit_per_minute, MAX_RATE_LIMIT_PER_MINUTE
+                "rate_limit_per_minute", rate_limit_per_minute, max_rate_limit_per_minute
             ),
             rate_limit_per_day=_limit(
-                "rate_limit_per_day", rate_limit_per_day, MAX_RATE_LIMIT_PER_DAY
+                "rate_limit_per_day", rate_limit_per_day, max_rate_limit_per_day
             ),
             expires_at=expires_at,
             can_approve=can_approve,

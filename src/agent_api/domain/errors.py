@@ -151,6 +151,11 @@ class ConversationBusy(Conflict):
     default_message = "the conversation is running or waiting for an approval"
 
 
+class ApiKeyLimitReached(Conflict):
+    code = "API_KEY_LIMIT_REACHED"
+    default_message = "this user has the maximum number of live API keys"
+
+
 class NotPendingApproval(Conflict):
     code = "NOT_PENDING_APPROVAL"
     default_message = "the conversation has no pending approval"

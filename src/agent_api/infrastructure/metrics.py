@@ -46,7 +46,8 @@ class Metrics:
         )
         self.rate_limit_rejections = Counter(
             "agent_api_rate_limit_rejections_total",
-            "Requests refused by a rate limit, by scope (minute, day, auth)",
+            "Requests refused by a rate limit, by scope "
+            "(minute, day, user-minute, user-day, auth, auth-failures, runs)",
             ["scope"],
             registry=r,
         )

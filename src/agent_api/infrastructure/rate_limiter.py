@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from limits import RateLimitItemPerSecond
@@ -83,10 +83,12 @@ class LimitsRateLimiter:
         key_prefix: str = DEFAULT_KEY_PREFIX,
         timeout: float = 1.0,
         cooldown: float = 1.0,
-        max_connections: int = 32,
+        max_connections: int = 64,
     ) -> LimitsRateLimiter:
         """Counters in Redis under `key_prefix`, shared by every replica. At most
-        `max_connections` connections; a request waits up to `timeout` for a free one."""
+        `max_connections` connections; a request waits up to `timeout` for a free one (then
+        fails open). An authenticated request makes up to nine calls (the failure check, then
+        hit and statistics of four windows), so a burst of hundreds needs this many."""
         pool = BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
@@ -114,19 +116,42 @@ class LimitsRateLimiter:
             allowed = await strategy.hit(item, key)
             stats = await strategy.get_window_stats(item, key)
         except (RedisError, StorageError, OSError, TimeoutError) as exc:
-            if time.monotonic() >= self._down_until:  # once per outage, not per request
-                log.warning("rate limit store unreachable", error=f"{type(exc).__name__}: {exc}")
-            self._down_until = time.monotonic() + self._cooldown
-            await self._drop_idle_connections()
-            raise ServiceUnavailable(
-                "rate limit store unavailable", retry_after=max(1, math.ceil(self._cooldown))
-            ) from exc
+            await self._store_failed(exc)
         return WindowState(
             allowed=allowed,
             limit=limit,
             remaining=max(0, stats.remaining),
             reset_after=max(0.0, stats.reset_time - time.time()),
         )
+
+    async def peek(self, key: str, limit: int, window_seconds: int) -> WindowState:
+        """See the port: one read of the window's statistics. Raises ServiceUnavailable like
+        `hit`."""
+        if time.monotonic() < self._down_until:
+            raise ServiceUnavailable("rate limit store unavailable", retry_after=1)
+        item = RateLimitItemPerSecond(limit, window_seconds, namespace=NAMESPACE)
+        strategy: RateLimiter = (
+            self._moving if window_seconds <= MOVING_WINDOW_MAX_SECONDS else self._sliding
+        )
+        try:
+            stats = await strategy.get_window_stats(item, key)
+        except (RedisError, StorageError, OSError, TimeoutError) as exc:
+            await self._store_failed(exc)
+        return WindowState(
+            allowed=stats.remaining > 0,
+            limit=limit,
+            remaining=max(0, stats.remaining),
+            reset_after=max(0.0, stats.reset_time - time.time()),
+        )
+
+    async def _store_failed(self, exc: BaseException) -> NoReturn:
+        if time.monotonic() >= self._down_until:  # once per outage, not per request
+            log.warning("rate limit store unreachable", error=f"{type(exc).__name__}: {exc}")
+        self._down_until = time.monotonic() + self._cooldown
+        await self._drop_idle_connections()
+        raise ServiceUnavailable(
+            "rate limit store unavailable", retry_after=max(1, math.ceil(self._cooldown))
+        ) from exc
 
     async def _drop_idle_connections(self) -> None:
         # The idle connections lead to the same failed server. A connection the server reset

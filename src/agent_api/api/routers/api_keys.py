@@ -15,8 +15,6 @@ from agent_api.application.api_keys import KeySpec
 from agent_api.domain.api_keys import (
     LIST_ITEM_MAX_LENGTH,
     MAX_LIST_ITEMS,
-    MAX_RATE_LIMIT_PER_DAY,
-    MAX_RATE_LIMIT_PER_MINUTE,
     NAME_MAX_LENGTH,
     ApiKey,
 )
@@ -61,10 +59,14 @@ class CreateApiKeyRequest(RequestModel):
         None, description="Must be in the future; a time without offset is UTC."
     )
     rate_limit_per_minute: int | None = Field(
-        None, ge=1, le=MAX_RATE_LIMIT_PER_MINUTE, description="Default: RATE_LIMIT_PER_MINUTE."
+        None,
+        ge=1,
+        description="Default: RATE_LIMIT_PER_MINUTE; at most RATE_LIMIT_MAX_PER_MINUTE (422).",
     )
     rate_limit_per_day: int | None = Field(
-        None, ge=1, le=MAX_RATE_LIMIT_PER_DAY, description="Default: RATE_LIMIT_PER_DAY."
+        None,
+        ge=1,
+        description="Default: RATE_LIMIT_PER_DAY; at most RATE_LIMIT_MAX_PER_DAY (422).",
     )
     can_approve: bool = Field(
         False,
@@ -134,8 +136,10 @@ class ApiKeyList(BaseModel):
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key (the secret is returned this once)",
     description="Needs a session token (an API key gets 403). Only the key's SHA-256 is "
-    "stored: the `key` in this answer cannot be shown again.",
-    responses=error_responses(400, 401, 403, 413, 422, 429),
+    "stored: the `key` in this answer cannot be shown again. A user has at most "
+    "`API_KEYS_MAX_PER_USER` live (not revoked, not expired) keys: one more is 409 "
+    "`API_KEY_LIMIT_REACHED`. Limits above the server's maximums are 422 naming the field.",
+    responses=error_responses(400, 401, 403, 409, 413, 422, 429),
 )
 async def create_api_key(
     body: CreateApiKeyRequest, principal: SessionPrincipal, container: ContainerDep

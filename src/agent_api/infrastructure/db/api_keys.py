@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from agent_api.domain.api_keys import LAST_USED_RESOLUTION, ApiKey
 from agent_api.domain.users import User
@@ -100,6 +100,15 @@ class SqlApiKeyRepository:
                 .values(revoked_at=now)
             )
         return int(result.rowcount)
+
+    async def count_live_for_user(self, user_id: UUID, now: datetime) -> int:
+        query = select(func.count()).where(
+            api_keys.c.user_id == user_id,
+            api_keys.c.revoked_at.is_(None),
+            or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+        )
+        async with self._db.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
         # The conditional UPDATE makes this safe across replicas (at most one write per key
