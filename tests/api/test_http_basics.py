@@ -313,3 +313,25 @@ async def test_passwords_tokens_and_hashes_never_reach_the_logs(
         "$argon2id$",
     ):
         assert secret not in output
+
+
+async def test_cors_is_off_unless_configured_and_never_with_credentials(tmp_path: Path) -> None:
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    async with running_app(make_settings(tmp_path)) as closed:
+        answer = await closed.options("/v1/chat/completions", headers=preflight)
+        assert "access-control-allow-origin" not in answer.headers
+    async with running_app(make_settings(tmp_path, cors_origins="https://app.example")) as app:
+        allowed = await app.options("/v1/chat/completions", headers=preflight)
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert "access-control-allow-credentials" not in allowed.headers
+        stranger = await app.options(
+            "/v1/chat/completions", headers={**preflight, "Origin": "https://evil.example"}
+        )
+        assert stranger.headers.get("access-control-allow-origin") not in (
+            "*",
+            "https://evil.example",
+        )
