@@ -162,6 +162,9 @@ def build_agent_graph(
             )
         )
         write(MessageStored(stored))
+        # The calls as stored: what the model wrote is made storable there (an over-long id is
+        # cut), and the results must answer the ids the history and the client see.
+        calls = stored.tool_calls
         for call in calls:
             write(ToolCallRequested(call))
         return {"history": [*state["history"], stored.to_chat()], "pending": list(calls)}
