@@ -55,15 +55,7 @@ def _native_event(event: AgentEvent) -> dict[str, Any] | None:
     if isinstance(event, ContentDelta):
         return {"type": "content", "delta": event.text}
     if isinstance(event, ToolCallRequested):
-        call = event.tool_call
-        return {
-            "type": "tool_call",
-            "tool_call": {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            },
-        }
+        return {"type": "tool_call", "tool_call": event.tool_call.to_openai()}
     if isinstance(event, ToolFinished):
         o = event.outcome
         payload: dict[str, Any] = {
