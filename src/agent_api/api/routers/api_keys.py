@@ -10,13 +10,12 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agent_api.api.deps import ContainerDep, SessionPrincipal
-from agent_api.api.schemas import Envelope, RequestModel, error_responses
+from agent_api.api.schemas import Envelope, RequestModel, ResponseModel, error_responses
 from agent_api.application.api_keys import KeySpec
 from agent_api.domain.api_keys import (
     LIST_ITEM_MAX_LENGTH,
     MAX_LIST_ITEMS,
     NAME_MAX_LENGTH,
-    ApiKey,
 )
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
@@ -90,7 +89,7 @@ class CreateApiKeyRequest(RequestModel):
         )
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(ResponseModel):
     id: UUID
     name: str
     prefix: str = Field(description="The first characters of the key, to recognise it.")
@@ -103,23 +102,6 @@ class ApiKeyOut(BaseModel):
     can_approve: bool = Field(description="Whether the key may decide approvals.")
     created_at: datetime
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            allowed_tools=key.allowed_tools,
-            allowed_models=key.allowed_models,
-            expires_at=key.expires_at,
-            last_used_at=key.last_used_at,
-            rate_limit_per_minute=key.rate_limit_per_minute,
-            rate_limit_per_day=key.rate_limit_per_day,
-            can_approve=key.can_approve,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-        )
 
 
 class CreatedApiKey(BaseModel):
@@ -145,7 +127,9 @@ async def create_api_key(
     body: CreateApiKeyRequest, principal: SessionPrincipal, container: ContainerDep
 ) -> Envelope[CreatedApiKey]:
     created = await container.api_keys.create(principal, body.spec())
-    return Envelope(data=CreatedApiKey(api_key=ApiKeyOut.of(created.api_key), key=created.secret))
+    return Envelope(
+        data=CreatedApiKey(api_key=ApiKeyOut.model_validate(created.api_key), key=created.secret)
+    )
 
 
 @router.get(
@@ -157,7 +141,7 @@ async def list_api_keys(
     principal: SessionPrincipal, container: ContainerDep
 ) -> Envelope[ApiKeyList]:
     keys = await container.api_keys.list(principal)
-    return Envelope(data=ApiKeyList(api_keys=[ApiKeyOut.of(key) for key in keys]))
+    return Envelope(data=ApiKeyList(api_keys=[ApiKeyOut.model_validate(key) for key in keys]))
 
 
 @router.delete(

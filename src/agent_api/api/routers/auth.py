@@ -17,10 +17,10 @@ from agent_api.api.schemas import (
     CredentialOut,
     Envelope,
     RequestModel,
+    ResponseModel,
     UserOut,
     error_responses,
 )
-from agent_api.application.auth import TokenPair
 from agent_api.domain.users import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -80,21 +80,12 @@ class UserPayload(BaseModel):
     user: UserOut
 
 
-class TokenPayload(BaseModel):
+class TokenPayload(ResponseModel):
     access_token: str
     refresh_token: str
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int = Field(description="Lifetime of the access token in seconds")
     user: UserOut
-
-    @classmethod
-    def of(cls, pair: TokenPair) -> TokenPayload:
-        return cls(
-            access_token=pair.access_token,
-            refresh_token=pair.refresh_token,
-            expires_in=pair.expires_in,
-            user=UserOut.of(pair.user),
-        )
 
 
 class MePayload(BaseModel):
@@ -116,7 +107,7 @@ async def register(
 ) -> Envelope[UserPayload]:
     await limit_auth_attempt(request, container, "register", body.email)
     user = await container.auth.sign_up(body.email, body.password, body.name)
-    return Envelope(data=UserPayload(user=UserOut.of(user)))
+    return Envelope(data=UserPayload(user=UserOut.model_validate(user)))
 
 
 @router.post(
@@ -130,7 +121,7 @@ async def login(
 ) -> Envelope[TokenPayload]:
     await limit_auth_attempt(request, container, "login", body.email)
     pair = await container.auth.login(body.email, body.password)
-    return Envelope(data=TokenPayload.of(pair))
+    return Envelope(data=TokenPayload.model_validate(pair))
 
 
 @router.post(
@@ -142,7 +133,7 @@ async def login(
 )
 async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[TokenPayload]:
     pair = await container.auth.refresh(body.refresh_token)
-    return Envelope(data=TokenPayload.of(pair))
+    return Envelope(data=TokenPayload.model_validate(pair))
 
 
 @router.post(
@@ -210,4 +201,6 @@ async def me(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[M
     credential = CredentialOut.of(
         principal.credential, settings.rate_limit_per_minute, settings.rate_limit_per_day
     )
-    return Envelope(data=MePayload(user=UserOut.of(principal.user), credential=credential))
+    return Envelope(
+        data=MePayload(user=UserOut.model_validate(principal.user), credential=credential)
+    )

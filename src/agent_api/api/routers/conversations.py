@@ -77,8 +77,10 @@ def _native_event(event: AgentEvent) -> dict[str, Any] | None:
     if isinstance(event, RunFinished):
         return {
             "type": "done",
-            "conversation": ConversationOut.of(event.conversation).model_dump(mode="json"),
-            "usage": UsageOut.of(event.usage).model_dump(),
+            "conversation": ConversationOut.model_validate(event.conversation).model_dump(
+                mode="json"
+            ),
+            "usage": UsageOut.model_validate(event.usage).model_dump(),
         }
     return None
 
@@ -172,7 +174,7 @@ async def list_conversations(
     )
     return Envelope(
         data=ConversationPageOut(
-            conversations=[ConversationOut.of(c) for c in page], next_cursor=next_cursor
+            conversations=[ConversationOut.model_validate(c) for c in page], next_cursor=next_cursor
         )
     )
 
@@ -188,8 +190,8 @@ async def get_conversation(
     view = await container.conversations.get(principal, conversation_id)
     return Envelope(
         data=ConversationDetailOut(
-            conversation=ConversationOut.of(view.conversation),
-            messages=[MessageOut.of(m) for m in view.messages],
+            conversation=ConversationOut.model_validate(view.conversation),
+            messages=[MessageOut.model_validate(m) for m in view.messages],
             pending_approval=PendingApprovalOut.of(view.pending),
         )
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal
-from agent_api.api.schemas import Envelope, error_responses
+from agent_api.api.schemas import Envelope, ResponseModel, error_responses
 from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import ToolCall
 from agent_api.domain.errors import InvalidArguments
@@ -85,7 +85,7 @@ class ToolList(BaseModel):
     tools: list[ToolDefinitionOut]
 
 
-class ExecutionOut(BaseModel):
+class ExecutionOut(ResponseModel):
     tool_call_id: str
     name: str
     result: Any = Field(examples=[{"expression": "1337 * 42", "result": 56154}])
@@ -116,6 +116,7 @@ class BatchOut(BaseModel):
 
     @classmethod
     def of(cls, outcomes: list[ToolOutcome]) -> BatchOut:
+        """Each outcome as a success or a failure; a failure without a code is `TOOL_FAILED`."""
         return cls(
             results=[
                 BatchSuccess(tool_call_id=o.tool_call_id, name=o.name, result=o.result)
@@ -225,14 +226,7 @@ async def execute_tool(
     container: ContainerDep,
 ) -> Envelope[ExecutionOut]:
     outcome = await container.tools.execute(principal, call.to_call())
-    return Envelope(
-        data=ExecutionOut(
-            tool_call_id=outcome.tool_call_id,
-            name=outcome.name,
-            result=outcome.result,
-            duration_ms=outcome.duration_ms,
-        )
-    )
+    return Envelope(data=ExecutionOut.model_validate(outcome))
 
 
 @router.post(

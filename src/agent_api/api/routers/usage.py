@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal
-from agent_api.api.schemas import Envelope, error_responses
-from agent_api.application.ports import UsageBucket, UsageGrouping
+from agent_api.api.schemas import Envelope, ResponseModel, error_responses
+from agent_api.application.ports import UsageGrouping
 from agent_api.application.usage import MAX_PERIOD
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
 
-class UsageTotals(BaseModel):
+class UsageTotals(ResponseModel):
     requests: int = Field(description="LLM calls")
     prompt_tokens: int
     completion_tokens: int
@@ -28,10 +28,6 @@ class UsageGroup(UsageTotals):
         description="The UTC day (`YYYY-MM-DD`), the model, or the API key id "
         "(`null` = through session tokens)."
     )
-
-    @classmethod
-    def of(cls, bucket: UsageBucket) -> UsageGroup:
-        return cls(**bucket._asdict())
 
 
 class UsagePayload(BaseModel):
@@ -58,14 +54,12 @@ async def get_usage(
     group_by: Annotated[UsageGrouping, Query()] = "day",
 ) -> Envelope[UsagePayload]:
     report = await container.usage.report(principal, from_, to, group_by)
-    totals = report.totals._asdict()
-    del totals["key"]
     return Envelope(
         data=UsagePayload(
             from_=report.start,
             to=report.end,
             group_by=report.group_by,
-            totals=UsageTotals(**totals),
-            groups=[UsageGroup.of(bucket) for bucket in report.groups],
+            totals=UsageTotals.model_validate(report.totals),
+            groups=[UsageGroup.model_validate(bucket) for bucket in report.groups],
         )
     )
