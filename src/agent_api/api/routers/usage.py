@@ -6,36 +6,14 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal
-from agent_api.api.schemas import Envelope, ResponseModel, error_responses
+from agent_api.api.routers.usage_schemas import UsageGroup, UsagePayload, UsageTotals
+from agent_api.api.schemas import Envelope, error_responses
 from agent_api.application.ports import UsageGrouping
 from agent_api.application.usage import MAX_PERIOD
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
-
-
-class UsageTotals(ResponseModel):
-    requests: int = Field(description="LLM calls")
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class UsageGroup(UsageTotals):
-    key: str | None = Field(
-        description="The UTC day (`YYYY-MM-DD`), the model, or the API key id "
-        "(`null` = through session tokens)."
-    )
-
-
-class UsagePayload(BaseModel):
-    from_: datetime = Field(serialization_alias="from")
-    to: datetime
-    group_by: UsageGrouping
-    totals: UsageTotals
-    groups: list[UsageGroup]
 
 
 @router.get(
