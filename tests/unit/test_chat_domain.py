@@ -125,3 +125,14 @@ def test_the_accumulator_of_nothing_is_an_empty_answer() -> None:
 def test_a_call_must_start_with_its_id_and_name() -> None:
     with pytest.raises(ValueError, match="without an id and a name"):
         DeltaAccumulator().add(ToolCallDelta(0, None, None, "{}"))
+
+
+def test_a_tool_call_round_trips_through_the_openai_wire_format() -> None:
+    call = ToolCall(id="call_1", name="calculator", arguments='{"expression": "1 + 1"}')
+    wire = call.to_openai()
+    assert wire == {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "calculator", "arguments": '{"expression": "1 + 1"}'},
+    }
+    assert ToolCall.from_openai(wire) == call

@@ -13,7 +13,6 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agent_api.domain.credentials import Credential
-from agent_api.domain.users import User
 
 T = TypeVar("T")
 
@@ -65,6 +64,14 @@ class RequestModel(BaseModel):
                 "(NUL \\u0000 or a lone surrogate)"
             )
         return value
+
+
+class ResponseModel(BaseModel):
+    """The base of response bodies read from a domain object: `Model.model_validate(obj)`
+    takes each field from the attribute of the same name. A field whose wire shape differs
+    from the domain's says so with a validator or a small constructor of its own."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -133,26 +140,13 @@ def error_responses(*statuses: int, openai: bool = False) -> dict[int | str, dic
     return out
 
 
-class UserOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class UserOut(ResponseModel):
     id: UUID
     email: str
     name: str
     role: str
     is_active: bool
     created_at: datetime
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            name=user.name,
-            role=user.role.value,
-            is_active=user.is_active,
-            created_at=user.created_at,
-        )
 
 
 class CredentialOut(BaseModel):
@@ -171,6 +165,7 @@ class CredentialOut(BaseModel):
     def of(
         cls, credential: Credential, default_per_minute: int, default_per_day: int
     ) -> CredentialOut:
+        """Names sorted, the server's limits in place of the credential's unset ones."""
         return cls(
             type=credential.type.value,
             id=credential.id,

@@ -9,6 +9,7 @@ result's finish reason is one the OpenAI wire format allows. Usage is never nega
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -28,6 +29,21 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+
+    def to_openai(self) -> dict[str, Any]:
+        """The call in OpenAI's wire format, the one shape every surface and the store use:
+        `{"id", "type": "function", "function": {"name", "arguments"}}`."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    @classmethod
+    def from_openai(cls, wire: Mapping[str, Any]) -> ToolCall:
+        """The call a `to_openai()` dict spells. Raises KeyError when a key is missing."""
+        function = wire["function"]
+        return cls(id=wire["id"], name=function["name"], arguments=function["arguments"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,133 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agent_api.api.deps import ContainerDep, SessionPrincipal
-from agent_api.api.schemas import Envelope, RequestModel, error_responses
-from agent_api.application.api_keys import KeySpec
-from agent_api.domain.api_keys import (
-    LIST_ITEM_MAX_LENGTH,
-    MAX_LIST_ITEMS,
-    NAME_MAX_LENGTH,
-    ApiKey,
+from agent_api.api.routers.api_keys_schemas import (
+    ApiKeyList,
+    ApiKeyOut,
+    CreateApiKeyRequest,
+    CreatedApiKey,
 )
+from agent_api.api.schemas import Envelope, error_responses
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
-
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LIST_ITEM_MAX_LENGTH)
-]
-NameList = Annotated[
-    Annotated[list[Name], Field(max_length=MAX_LIST_ITEMS)] | Literal["*"] | None,
-    Field(
-        description='Names allowed: `null` or absent = all, `[]` = none, `"*"` (or `["*"]`) = all.',
-    ),
-]
-
-
-class CreateApiKeyRequest(RequestModel):
-    # Unknown fields are refused: a misspelt `allowed_tools` would otherwise silently grant
-    # every tool.
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "ci-bot",
-                    "allowed_tools": ["calculator"],
-                    "allowed_models": ["gpt-4o-mini"],
-                    "expires_at": "2030-01-01T00:00:00Z",
-                    "rate_limit_per_minute": 30,
-                }
-            ]
-        },
-    )
-
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
-    ]
-    allowed_tools: NameList = None
-    allowed_models: NameList = None
-    expires_at: datetime | None = Field(
-        None, description="Must be in the future; a time without offset is UTC."
-    )
-    rate_limit_per_minute: int | None = Field(
-        None,
-        ge=1,
-        description="Default: RATE_LIMIT_PER_MINUTE; at most RATE_LIMIT_MAX_PER_MINUTE (422).",
-    )
-    rate_limit_per_day: int | None = Field(
-        None,
-        ge=1,
-        description="Default: RATE_LIMIT_PER_DAY; at most RATE_LIMIT_MAX_PER_DAY (422).",
-    )
-    can_approve: bool = Field(
-        False,
-        description="Whether the key may decide approvals (`POST /v1/conversations/{id}/"
-        "approve`). Off by default: a program holding the key could otherwise approve the "
-        "calls its own runs paused on.",
-    )
-
-    def spec(self) -> KeySpec:
-        def names(value: list[str] | Literal["*"] | None) -> list[str] | None:
-            return ["*"] if value == "*" else value
-
-        return KeySpec(
-            name=self.name,
-            allowed_tools=names(self.allowed_tools),
-            allowed_models=names(self.allowed_models),
-            expires_at=self.expires_at,
-            rate_limit_per_minute=self.rate_limit_per_minute,
-            rate_limit_per_day=self.rate_limit_per_day,
-            can_approve=self.can_approve,
-        )
-
-
-class ApiKeyOut(BaseModel):
-    id: UUID
-    name: str
-    prefix: str = Field(description="The first characters of the key, to recognise it.")
-    allowed_tools: list[str] | None
-    allowed_models: list[str] | None
-    expires_at: datetime | None
-    last_used_at: datetime | None = Field(description="Updated at most once a minute.")
-    rate_limit_per_minute: int | None = Field(description="`null` = the server default.")
-    rate_limit_per_day: int | None = Field(description="`null` = the server default.")
-    can_approve: bool = Field(description="Whether the key may decide approvals.")
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            allowed_tools=key.allowed_tools,
-            allowed_models=key.allowed_models,
-            expires_at=key.expires_at,
-            last_used_at=key.last_used_at,
-            rate_limit_per_minute=key.rate_limit_per_minute,
-            rate_limit_per_day=key.rate_limit_per_day,
-            can_approve=key.can_approve,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-        )
-
-
-class CreatedApiKey(BaseModel):
-    api_key: ApiKeyOut
-    key: str = Field(description="The secret (`sk-...`). Shown this once: store it now.")
-
-
-class ApiKeyList(BaseModel):
-    api_keys: list[ApiKeyOut]
 
 
 @router.post(
@@ -145,7 +32,9 @@ async def create_api_key(
     body: CreateApiKeyRequest, principal: SessionPrincipal, container: ContainerDep
 ) -> Envelope[CreatedApiKey]:
     created = await container.api_keys.create(principal, body.spec())
-    return Envelope(data=CreatedApiKey(api_key=ApiKeyOut.of(created.api_key), key=created.secret))
+    return Envelope(
+        data=CreatedApiKey(api_key=ApiKeyOut.model_validate(created.api_key), key=created.secret)
+    )
 
 
 @router.get(
@@ -157,7 +46,7 @@ async def list_api_keys(
     principal: SessionPrincipal, container: ContainerDep
 ) -> Envelope[ApiKeyList]:
     keys = await container.api_keys.list(principal)
-    return Envelope(data=ApiKeyList(api_keys=[ApiKeyOut.of(key) for key in keys]))
+    return Envelope(data=ApiKeyList(api_keys=[ApiKeyOut.model_validate(key) for key in keys]))
 
 
 @router.delete(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from agent_api.api.deps import (
     ContainerDep,
@@ -13,93 +10,24 @@ from agent_api.api.deps import (
     SessionPrincipal,
     limit_auth_attempt,
 )
+from agent_api.api.routers.auth_schemas import (
+    ChangePasswordRequest,
+    LoginRequest,
+    LogoutAllPayload,
+    MePayload,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPayload,
+    UserPayload,
+)
 from agent_api.api.schemas import (
     CredentialOut,
     Envelope,
-    RequestModel,
     UserOut,
     error_responses,
 )
-from agent_api.application.auth import TokenPair
-from agent_api.domain.users import (
-    EMAIL_MAX_LENGTH,
-    NAME_MAX_LENGTH,
-    PASSWORD_MAX_LENGTH,
-    PASSWORD_MIN_LENGTH,
-)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
-
-Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
-
-
-class RegisterRequest(RequestModel):
-    email: Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
-    password: Password
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
-    ]
-
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"}
-            ]
-        }
-    }
-
-
-class LoginRequest(RequestModel):
-    email: Annotated[str, Field(min_length=1, max_length=EMAIL_MAX_LENGTH)]
-    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
-
-    model_config = {
-        "json_schema_extra": {
-            "examples": [{"email": "ada@example.com", "password": "correct horse battery"}]
-        }
-    }
-
-
-class RefreshRequest(RequestModel):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
-
-
-class ChangePasswordRequest(RequestModel):
-    current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
-    new_password: Password
-    revoke_api_keys: bool = Field(
-        False, description="Also revoke every API key of the account (e.g. after a compromise)"
-    )
-
-
-class LogoutAllPayload(BaseModel):
-    revoked_sessions: int = Field(description="How many sessions were ended")
-
-
-class UserPayload(BaseModel):
-    user: UserOut
-
-
-class TokenPayload(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: Literal["Bearer"] = "Bearer"
-    expires_in: int = Field(description="Lifetime of the access token in seconds")
-    user: UserOut
-
-    @classmethod
-    def of(cls, pair: TokenPair) -> TokenPayload:
-        return cls(
-            access_token=pair.access_token,
-            refresh_token=pair.refresh_token,
-            expires_in=pair.expires_in,
-            user=UserOut.of(pair.user),
-        )
-
-
-class MePayload(BaseModel):
-    user: UserOut
-    credential: CredentialOut
 
 
 @router.post(
@@ -116,7 +44,7 @@ async def register(
 ) -> Envelope[UserPayload]:
     await limit_auth_attempt(request, container, "register", body.email)
     user = await container.auth.sign_up(body.email, body.password, body.name)
-    return Envelope(data=UserPayload(user=UserOut.of(user)))
+    return Envelope(data=UserPayload(user=UserOut.model_validate(user)))
 
 
 @router.post(
@@ -130,7 +58,7 @@ async def login(
 ) -> Envelope[TokenPayload]:
     await limit_auth_attempt(request, container, "login", body.email)
     pair = await container.auth.login(body.email, body.password)
-    return Envelope(data=TokenPayload.of(pair))
+    return Envelope(data=TokenPayload.model_validate(pair))
 
 
 @router.post(
@@ -142,7 +70,7 @@ async def login(
 )
 async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[TokenPayload]:
     pair = await container.auth.refresh(body.refresh_token)
-    return Envelope(data=TokenPayload.of(pair))
+    return Envelope(data=TokenPayload.model_validate(pair))
 
 
 @router.post(
@@ -210,4 +138,6 @@ async def me(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[M
     credential = CredentialOut.of(
         principal.credential, settings.rate_limit_per_minute, settings.rate_limit_per_day
     )
-    return Envelope(data=MePayload(user=UserOut.of(principal.user), credential=credential))
+    return Envelope(
+        data=MePayload(user=UserOut.model_validate(principal.user), credential=credential)
+    )

@@ -32,6 +32,7 @@ from agent_api.api.schemas import error_responses
 from agent_api.api.streaming import DONE, PING, event_stream, sse_data, with_keepalive
 from agent_api.application.agent.events import ContentDelta, RunFinished
 from agent_api.application.conversations import Run
+from agent_api.domain.chat import ToolCall
 from agent_api.domain.conversations import PendingToolCall
 from agent_api.domain.errors import AppError, InvalidRequest, ModelNotFound
 
@@ -43,11 +44,7 @@ _STARTED = int(time.time())
 
 def _pending_calls(pending: tuple[PendingToolCall, ...]) -> list[dict[str, Any]]:
     return [
-        {
-            "id": p.tool_call_id,
-            "type": "function",
-            "function": {"name": p.name, "arguments": json.dumps(p.arguments)},
-        }
+        ToolCall(id=p.tool_call_id, name=p.name, arguments=json.dumps(p.arguments)).to_openai()
         for p in pending
     ]
 

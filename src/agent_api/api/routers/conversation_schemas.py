@@ -6,18 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
+from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel, ResponseModel
 from agent_api.application.agent.events import RunFinished
-from agent_api.domain.chat import Usage
+from agent_api.domain.chat import ToolCall
 from agent_api.domain.conversations import (
     MESSAGE_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     AgentType,
-    Conversation,
     ConversationStatus,
-    Message,
     PendingToolCall,
 )
 
@@ -68,7 +66,7 @@ class ApproveRequest(RequestModel):
     }
 
 
-class ConversationOut(BaseModel):
+class ConversationOut(ResponseModel):
     id: UUID
     title: str
     status: ConversationStatus
@@ -80,22 +78,6 @@ class ConversationOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_message_at: datetime | None
-
-    @classmethod
-    def of(cls, c: Conversation) -> ConversationOut:
-        return cls(
-            id=c.id,
-            title=c.title,
-            status=c.status,
-            agent_type=c.agent_type,
-            model=c.model,
-            message_count=c.message_count,
-            tool_call_count=c.tool_call_count,
-            total_tokens=c.total_tokens,
-            created_at=c.created_at,
-            updated_at=c.updated_at,
-            last_message_at=c.last_message_at,
-        )
 
 
 class FunctionOut(BaseModel):
@@ -109,7 +91,7 @@ class ToolCallOut(BaseModel):
     function: FunctionOut
 
 
-class MessageOut(BaseModel):
+class MessageOut(ResponseModel):
     id: UUID
     seq: int
     role: str
@@ -128,27 +110,13 @@ class MessageOut(BaseModel):
     )
     created_at: datetime
 
+    @field_validator("tool_calls", mode="before")
     @classmethod
-    def of(cls, m: Message) -> MessageOut:
-        calls = [
-            ToolCallOut(id=c.id, function=FunctionOut(name=c.name, arguments=c.arguments))
-            for c in m.tool_calls
-        ]
-        return cls(
-            id=m.id,
-            seq=m.seq,
-            role=m.role,
-            content=m.content,
-            tool_calls=calls or None,
-            tool_call_id=m.tool_call_id,
-            name=m.name,
-            model=m.model,
-            prompt_tokens=m.prompt_tokens,
-            completion_tokens=m.completion_tokens,
-            is_complete=m.is_complete,
-            context_dropped=m.context_dropped,
-            created_at=m.created_at,
-        )
+    def _openai_calls(cls, calls: Any) -> Any:
+        """The domain's `ToolCall`s in their OpenAI shape; a message without calls has `null`."""
+        if not isinstance(calls, tuple | list):
+            return calls
+        return [c.to_openai() if isinstance(c, ToolCall) else c for c in calls] or None
 
 
 class PendingCallOut(BaseModel):
@@ -166,6 +134,8 @@ class PendingApprovalOut(BaseModel):
     def of(
         cls, pending: list[PendingToolCall] | tuple[PendingToolCall, ...]
     ) -> PendingApprovalOut | None:
+        """The calls waiting for a decision, requested when the first was; None when none
+        waits."""
         if not pending:
             return None
         return cls(
@@ -179,18 +149,10 @@ class PendingApprovalOut(BaseModel):
         )
 
 
-class UsageOut(BaseModel):
+class UsageOut(ResponseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-
-    @classmethod
-    def of(cls, usage: Usage) -> UsageOut:
-        return cls(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        )
 
 
 class TurnOut(BaseModel):
@@ -204,12 +166,14 @@ class TurnOut(BaseModel):
 
     @classmethod
     def of(cls, finished: RunFinished) -> TurnOut:
+        """The status is the conversation's; the pending calls are grouped into one
+        approval (see `PendingApprovalOut.of`)."""
         return cls(
-            conversation=ConversationOut.of(finished.conversation),
-            messages=[MessageOut.of(m) for m in finished.messages],
+            conversation=ConversationOut.model_validate(finished.conversation),
+            messages=[MessageOut.model_validate(m) for m in finished.messages],
             status=finished.conversation.status,
             pending_approval=PendingApprovalOut.of(finished.pending),
-            usage=UsageOut.of(finished.usage),
+            usage=UsageOut.model_validate(finished.usage),
         )
 
 

@@ -55,15 +55,7 @@ def _native_event(event: AgentEvent) -> dict[str, Any] | None:
     if isinstance(event, ContentDelta):
         return {"type": "content", "delta": event.text}
     if isinstance(event, ToolCallRequested):
-        call = event.tool_call
-        return {
-            "type": "tool_call",
-            "tool_call": {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            },
-        }
+        return {"type": "tool_call", "tool_call": event.tool_call.to_openai()}
     if isinstance(event, ToolFinished):
         o = event.outcome
         payload: dict[str, Any] = {
@@ -85,8 +77,10 @@ def _native_event(event: AgentEvent) -> dict[str, Any] | None:
     if isinstance(event, RunFinished):
         return {
             "type": "done",
-            "conversation": ConversationOut.of(event.conversation).model_dump(mode="json"),
-            "usage": UsageOut.of(event.usage).model_dump(),
+            "conversation": ConversationOut.model_validate(event.conversation).model_dump(
+                mode="json"
+            ),
+            "usage": UsageOut.model_validate(event.usage).model_dump(),
         }
     return None
 
@@ -180,7 +174,7 @@ async def list_conversations(
     )
     return Envelope(
         data=ConversationPageOut(
-            conversations=[ConversationOut.of(c) for c in page], next_cursor=next_cursor
+            conversations=[ConversationOut.model_validate(c) for c in page], next_cursor=next_cursor
         )
     )
 
@@ -196,8 +190,8 @@ async def get_conversation(
     view = await container.conversations.get(principal, conversation_id)
     return Envelope(
         data=ConversationDetailOut(
-            conversation=ConversationOut.of(view.conversation),
-            messages=[MessageOut.of(m) for m in view.messages],
+            conversation=ConversationOut.model_validate(view.conversation),
+            messages=[MessageOut.model_validate(m) for m in view.messages],
             pending_approval=PendingApprovalOut.of(view.pending),
         )
     )

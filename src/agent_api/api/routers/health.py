@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from agent_api.api.deps import ContainerDep
+from agent_api.api.routers.health_schemas import CheckState, Health, Readiness
 from agent_api.api.schemas import Envelope, error_responses
 from agent_api.domain.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT_SECONDS = 2.0
-
-CheckState = Literal["ok", "down", "not configured"]
-
-
-class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-
-
-class Readiness(BaseModel):
-    status: Literal["ready"] = "ready"
-    checks: dict[str, CheckState]
 
 
 @router.get("/health", summary="Liveness: 200 while the process runs")

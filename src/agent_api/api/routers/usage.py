@@ -6,40 +6,14 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.routers.usage_schemas import UsageGroup, UsagePayload, UsageTotals
 from agent_api.api.schemas import Envelope, error_responses
-from agent_api.application.ports import UsageBucket, UsageGrouping
+from agent_api.application.ports import UsageGrouping
 from agent_api.application.usage import MAX_PERIOD
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
-
-
-class UsageTotals(BaseModel):
-    requests: int = Field(description="LLM calls")
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class UsageGroup(UsageTotals):
-    key: str | None = Field(
-        description="The UTC day (`YYYY-MM-DD`), the model, or the API key id "
-        "(`null` = through session tokens)."
-    )
-
-    @classmethod
-    def of(cls, bucket: UsageBucket) -> UsageGroup:
-        return cls(**bucket._asdict())
-
-
-class UsagePayload(BaseModel):
-    from_: datetime = Field(serialization_alias="from")
-    to: datetime
-    group_by: UsageGrouping
-    totals: UsageTotals
-    groups: list[UsageGroup]
 
 
 @router.get(
@@ -58,14 +32,12 @@ async def get_usage(
     group_by: Annotated[UsageGrouping, Query()] = "day",
 ) -> Envelope[UsagePayload]:
     report = await container.usage.report(principal, from_, to, group_by)
-    totals = report.totals._asdict()
-    del totals["key"]
     return Envelope(
         data=UsagePayload(
             from_=report.start,
             to=report.end,
             group_by=report.group_by,
-            totals=UsageTotals(**totals),
-            groups=[UsageGroup.of(bucket) for bucket in report.groups],
+            totals=UsageTotals.model_validate(report.totals),
+            groups=[UsageGroup.model_validate(bucket) for bucket in report.groups],
         )
     )

@@ -97,10 +97,7 @@ def _conversation(row: Any) -> Conversation:
 
 
 def _message(row: Any) -> Message:
-    calls = tuple(
-        ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
-        for c in row.tool_calls or ()
-    )
+    calls = tuple(ToolCall.from_openai(c) for c in row.tool_calls or ())
     return Message(
         id=row.id,
         conversation_id=row.conversation_id,
@@ -135,11 +132,11 @@ def _wire_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]] | None:
     if not calls:
         return None
     return [
-        {
-            "id": fit(c.id, _CALL_ID_LENGTH),
-            "type": "function",
-            "function": {"name": fit(c.name, _NAME_LENGTH), "arguments": storable(c.arguments)},
-        }
+        ToolCall(
+            id=fit(c.id, _CALL_ID_LENGTH),
+            name=fit(c.name, _NAME_LENGTH),
+            arguments=storable(c.arguments),
+        ).to_openai()
         for c in calls
     ]
 

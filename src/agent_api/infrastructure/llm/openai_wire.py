@@ -69,14 +69,7 @@ def message_to_wire(message: ChatMessage) -> dict[str, Any]:
     if message.role != "assistant" and message.content is None:
         wire["content"] = ""
     if message.tool_calls:
-        wire["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-            for call in message.tool_calls
-        ]
+        wire["tool_calls"] = [call.to_openai() for call in message.tool_calls]
     return wire
 
 
