@@ -210,7 +210,12 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         )
         usage_records = SqlUsageRepository(db)
         tools = ToolExecutor(
-            build_registry(settings, web_search=web_search, extra_tools=pick("extra_tools", ())),
+            build_registry(
+                plugin_settings=settings,
+                requiring_approval=settings.tools_requiring_approval,
+                web_search=web_search,
+                extra_tools=pick("extra_tools", ()),
+            ),
             SqlToolExecutionRepository(db),
             timeout_seconds=settings.tool_timeout.total_seconds(),
             max_concurrent=settings.tools_max_concurrent,

@@ -114,8 +114,16 @@ def test_lookup_and_validation() -> None:
 
 def test_build_registry_offers_web_search_only_with_a_backend(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, tools_requiring_approval="web_search")
-    assert build_registry(settings).names == ["calculator"]
-    registry = build_registry(settings, web_search=NoSearch(), extra_tools=[Named("extra")])
+    approval = settings.tools_requiring_approval
+    assert build_registry(plugin_settings=settings, requiring_approval=approval).names == [
+        "calculator"
+    ]
+    registry = build_registry(
+        plugin_settings=settings,
+        requiring_approval=approval,
+        web_search=NoSearch(),
+        extra_tools=[Named("extra")],
+    )
     assert registry.names == ["calculator", "extra", "web_search"]
     assert registry.needs_approval("web_search")
     assert not registry.needs_approval("calculator")
@@ -123,4 +131,4 @@ def test_build_registry_offers_web_search_only_with_a_backend(tmp_path: Path) ->
 
 def test_build_registry_refuses_an_extra_tool_shadowing_a_built_in(tmp_path: Path) -> None:
     with pytest.raises(ToolRegistrationError, match="'calculator': built-in and extra tool"):
-        build_registry(make_settings(tmp_path), extra_tools=[Named("calculator")])
+        build_registry(plugin_settings=make_settings(tmp_path), extra_tools=[Named("calculator")])

@@ -1,10 +1,10 @@
 """The tool registry: every tool this process offers, checked once at startup.
 
-Built by `build_registry(settings)` from the built-ins (calculator; web_search when a search
-backend is configured), the plugins installed under the `agent_api.tools` entry-point group,
-and any extra tools given by the composition root. Registration refuses (with
-`ToolRegistrationError`, which stops startup) a tool that breaks the `Tool` contract or takes
-a name already taken; nothing is registered after startup.
+Built by `build_registry(...)` from the built-ins (calculator; web_search when a search
+backend is given), the plugins installed under the `agent_api.tools` entry-point group, and
+any extra tools given by the composition root, which alone reads the settings. Registration
+refuses (with `ToolRegistrationError`, which stops startup) a tool that breaks the `Tool`
+contract or takes a name already taken; nothing is registered after startup.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
 from agent_api.application.ports import WebSearch
-from agent_api.config import Settings
 from agent_api.domain.errors import ToolNotFound
 from agent_api.tools.arguments import check_arguments
 from agent_api.tools.base import Tool, ToolRegistrationError
@@ -143,20 +142,26 @@ class ToolRegistry:
 
 
 def build_registry(
-    settings: Settings, *, web_search: WebSearch | None = None, extra_tools: Iterable[Tool] = ()
+    *,
+    plugin_settings: object,
+    requiring_approval: Iterable[str] = (),
+    web_search: WebSearch | None = None,
+    extra_tools: Iterable[Tool] = (),
 ) -> ToolRegistry:
-    """Built-ins, then plugins, then `extra_tools`. `web_search` (a search backend, built
-    when WEB_SEARCH_API_KEY is set) enables the `web_search` tool. Raises
-    ToolRegistrationError."""
-    registry = ToolRegistry(settings.tools_requiring_approval)
+    """Built-ins, then plugins, then `extra_tools`. `plugin_settings` (the `Settings`) is what
+    plugin factories are called with; `requiring_approval` (TOOLS_REQUIRING_APPROVAL) names
+    tools that need a human decision; `web_search` (a search backend, built when
+    WEB_SEARCH_API_KEY is set) enables the `web_search` tool. Raises ToolRegistrationError."""
+    requiring_approval = tuple(requiring_approval)
+    registry = ToolRegistry(requiring_approval)
     registry.register(Calculator())
     if web_search is not None:
         registry.register(WebSearchTool(web_search))
-    for tool, origin in discover_plugins(settings):
+    for tool, origin in discover_plugins(plugin_settings):
         registry.register(tool, origin)
     for tool in extra_tools:
         registry.register(tool, "extra tool")
-    unknown = sorted(set(settings.tools_requiring_approval) - set(registry.names))
+    unknown = sorted(set(requiring_approval) - set(registry.names))
     if unknown:
         log.warning("TOOLS_REQUIRING_APPROVAL names tools that are not offered", tools=unknown)
     log.info("tools registered", tools=registry.names)
