@@ -14,7 +14,6 @@ from uuid import UUID
 
 import pytest
 
-from agent_api.application.tools import RECORDING_FAILED, ToolExecutor, ToolOutcome
 from agent_api.domain.chat import ToolCall
 from agent_api.domain.conversations import DecidedToolCall, Decision, PendingToolCall
 from agent_api.domain.credentials import Credential, CredentialType, Principal
@@ -36,6 +35,8 @@ from agent_api.domain.tool_executions import (
 from agent_api.domain.users import Role, User
 from agent_api.tools.base import ToolContext
 from agent_api.tools.calculator import Calculator
+from agent_api.tools.executor import ToolExecutor
+from agent_api.tools.outcome import RECORDING_FAILED, ToolOutcome
 from agent_api.tools.registry import ToolRegistry
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agent_api.application.ports import WebSearchResult
 from agent_api.domain.errors import InvalidArguments, ToolNotFound
 from agent_api.tools.base import ToolContext, ToolRegistrationError
 from agent_api.tools.calculator import Calculator
 from agent_api.tools.registry import ToolRegistry, build_registry
+from agent_api.tools.web_search import WebSearchResult
 from tests.conftest import make_settings
 
 

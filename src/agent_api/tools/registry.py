@@ -20,13 +20,12 @@ from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from agent_api.application.ports import WebSearch
 from agent_api.domain.errors import ToolNotFound
 from agent_api.tools.arguments import check_arguments
 from agent_api.tools.base import Tool, ToolRegistrationError
 from agent_api.tools.calculator import Calculator
 from agent_api.tools.plugins import discover_plugins
-from agent_api.tools.web_search import WebSearchTool
+from agent_api.tools.web_search import WebSearch, WebSearchTool
 
 log = structlog.get_logger("agent_api.tools")
 

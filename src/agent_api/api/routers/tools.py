@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal
 from agent_api.api.schemas import Envelope, error_responses
-from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import ToolCall
 from agent_api.domain.errors import InvalidArguments
+from agent_api.tools.outcome import ToolOutcome
 
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
 

@@ -26,73 +26,59 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
-from agent_api.application.ports import ToolExecutionRepository
 from agent_api.domain.chat import ToolCall, ToolSpec
 from agent_api.domain.conversations import DecidedToolCall
 from agent_api.domain.credentials import Credential, Principal
 from agent_api.domain.errors import (
     AppError,
-    InvalidArguments,
     ServiceUnavailable,
     ToolNeedsApproval,
     ToolTimeout,
 )
 from agent_api.domain.tool_executions import ToolExecution, check_call_id
-from agent_api.tools.arguments import check_storable, parse_arguments
+from agent_api.tools.arguments import check_storable, parse_arguments, recordable
 from agent_api.tools.base import Tool, ToolContext, run_tool
+from agent_api.tools.outcome import ToolOutcome
 from agent_api.tools.registry import ToolRegistry
 
 log = structlog.get_logger("agent_api.tools")
 
 Clock = Callable[[], datetime]
 OnFinished = Callable[[str, str], None]  # (tool name or "unknown", final status)
-MAX_RECORDED_RAW_ARGUMENTS = 10_000  # characters of undecodable arguments kept for the audit
-RECORDING_FAILED = "RECORDING_FAILED"  # a batch item whose audit row could not be written
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class ToolOutcome:
-    """How one call ended: `result` when `ok`, else `error_code` and `error_message`."""
+class ToolExecutionRepository(Protocol):
+    """The audit table of tool calls (`tool_executions`)."""
 
-    tool_call_id: str
-    name: str
-    ok: bool
-    result: Any = None
-    error_code: str | None = None
-    error_message: str | None = None
-    duration_ms: int = 0
+    async def add(self, execution: ToolExecution) -> None:
+        """Records a call (one INSERT)."""
 
-    @classmethod
-    def of(cls, execution: ToolExecution, tool_call_id: str, name: str) -> ToolOutcome:
-        ok = execution.error_code is None
-        return cls(
-            tool_call_id=tool_call_id,
-            name=name,
-            ok=ok,
-            result=execution.result if ok else None,
-            error_code=execution.error_code,
-            error_message=execution.error_message,
-            duration_ms=execution.duration_ms or 0,
-        )
+    async def claim_approved(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
+        """Moves `user_id`'s approved `pending_approval` execution to `running` and returns
+        it; None when it is not one (already claimed, rejected, undecided, someone else's):
+        an approved call runs once."""
 
+    async def finish(self, execution: ToolExecution) -> None:
+        """Writes the end (status, result or error, duration) of a claimed execution."""
 
-def _recordable(raw: Any) -> Any:
-    """The arguments as the audit keeps them: decoded when possible, else the raw text."""
-    try:
-        return parse_arguments(raw)
-    except InvalidArguments:
-        return raw[:MAX_RECORDED_RAW_ARGUMENTS] if isinstance(raw, str) else repr(raw)[:200]
+    async def get(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
+        """The execution when it belongs to `user_id`."""
+
+    async def list_for_user(
+        self, user_id: UUID, *, conversation_id: UUID | None = None, limit: int = 50
+    ) -> list[ToolExecution]:
+        """The user's executions, newest first."""
 
 
 class ToolExecutor:
@@ -181,14 +167,7 @@ class ToolExecutor:
                         tool_call_id=call.id,
                         error=reason or type(exc).__name__,
                     )
-                    return ToolOutcome(
-                        tool_call_id=call.id,
-                        name=call.name,
-                        ok=False,
-                        error_code=RECORDING_FAILED,
-                        error_message="the call could not be recorded: it did not run, or "
-                        "its end could not be saved",
-                    )
+                    return ToolOutcome.unrecorded(call.id, call.name)
 
         return list(await asyncio.gather(*(one(call) for call in calls)))
 
@@ -237,7 +216,7 @@ class ToolExecutor:
         try:
             tool, args = self._prepare(principal, call.id, call.name, call.arguments, decided=False)
         except AppError as exc:
-            execution = replace(execution, arguments=_recordable(call.arguments))
+            execution = replace(execution, arguments=recordable(call.arguments))
             refused = self._failed(execution, exc, _since(started))
             await self._executions.add(refused)
             return self._finish(refused, call_id, call.name, exc)

@@ -1,0 +1,48 @@
+"""`ToolOutcome`: how one tool call ended, as the executor answers it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent_api.domain.tool_executions import ToolExecution
+
+RECORDING_FAILED = "RECORDING_FAILED"  # a batch item whose audit row could not be written
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """How one call ended: `result` when `ok`, else `error_code` and `error_message`."""
+
+    tool_call_id: str
+    name: str
+    ok: bool
+    result: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    duration_ms: int = 0
+
+    @classmethod
+    def of(cls, execution: ToolExecution, tool_call_id: str, name: str) -> ToolOutcome:
+        ok = execution.error_code is None
+        return cls(
+            tool_call_id=tool_call_id,
+            name=name,
+            ok=ok,
+            result=execution.result if ok else None,
+            error_code=execution.error_code,
+            error_message=execution.error_message,
+            duration_ms=execution.duration_ms or 0,
+        )
+
+    @classmethod
+    def unrecorded(cls, tool_call_id: str, name: str) -> ToolOutcome:
+        """A batch item whose audit row could not be written (code RECORDING_FAILED)."""
+        return cls(
+            tool_call_id=tool_call_id,
+            name=name,
+            ok=False,
+            error_code=RECORDING_FAILED,
+            error_message="the call could not be recorded: it did not run, or its end could "
+            "not be saved",
+        )
