@@ -400,11 +400,11 @@ async def test_a_rejected_or_foreign_call_is_not_run() -> None:
 
 def test_listing_follows_the_credential_and_the_approval_policy() -> None:
     h = Harness(requiring_approval=("calculator",))
-    everything = h.executor.definitions_for(principal().credential)
-    assert [d["function"]["name"] for d in everything] == ["calculator", "echo"]
-    assert [d["requires_approval"] for d in everything] == [True, False]
-    only_echo = h.executor.definitions_for(principal(frozenset({"echo", "ghost"})).credential)
-    assert [d["function"]["name"] for d in only_echo] == ["echo"]
+    everything = h.executor.specs_for(principal())
+    assert [s.name for s in everything] == ["calculator", "echo"]
+    assert [h.executor.approval_reason(s.name) is not None for s in everything] == [True, False]
+    only_echo = h.executor.specs_for(principal(frozenset({"echo", "ghost"})))
+    assert [s.name for s in only_echo] == ["echo"]
     specs = h.executor.specs_for(principal(frozenset({"calculator"})))
     assert [s.name for s in specs] == ["calculator"]
     assert h.executor.approval_reason("calculator") is not None

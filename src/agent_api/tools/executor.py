@@ -35,7 +35,7 @@ import structlog
 
 from agent_api.domain.chat import ToolCall, ToolSpec
 from agent_api.domain.conversations import DecidedToolCall
-from agent_api.domain.credentials import Credential, Principal
+from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import (
     AppError,
     ServiceUnavailable,
@@ -101,19 +101,11 @@ class ToolExecutor:
 
     # --- what a credential may use ------------------------------------------------------
 
-    def definitions_for(self, credential: Credential) -> list[dict[str, Any]]:
-        """OpenAI tool definitions (with `requires_approval`) of the tools `credential` may
-        use, sorted by name."""
-        return self.registry.definitions(credential.usable_tools(self.registry.names))
-
     def specs_for(self, principal: Principal) -> tuple[ToolSpec, ...]:
-        """The tools to offer the model on behalf of `principal`, sorted by name."""
-        return tuple(
-            ToolSpec(
-                d["function"]["name"], d["function"]["description"], d["function"]["parameters"]
-            )
-            for d in self.definitions_for(principal.credential)
-        )
+        """The tools `principal`'s credential may use (those offered to the model and listed
+        by `/v1/tools`), sorted by name."""
+        credential = principal.credential
+        return tuple(self.registry.specs(credential.usable_tools(self.registry.names)))
 
     def approval_reason(self, name: str) -> str | None:
         """Why a call of `name` needs a human decision; None when it does not."""

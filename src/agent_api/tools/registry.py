@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from agent_api.domain.chat import ToolSpec
 from agent_api.domain.errors import ToolNotFound
 from agent_api.tools.arguments import check_arguments
 from agent_api.tools.base import Tool, ToolRegistrationError
@@ -122,20 +123,14 @@ class ToolRegistry:
             return f"the tool '{name}' always asks for approval"
         return f"the tool '{name}' is configured to ask for approval (TOOLS_REQUIRING_APPROVAL)"
 
-    def definitions(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """OpenAI tool definitions, sorted by name, each with `requires_approval`. `names`
+    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]:
+        """What each tool offers (name, description, parameters), sorted by name. `names`
         limits them (unknown names are skipped); None means every tool."""
         wanted = self.names if names is None else sorted(set(names) & self._entries.keys())
         return [
-            {
-                "type": "function",
-                "function": {
-                    "name": name,
-                    "description": self._entries[name].tool.description,
-                    "parameters": self._entries[name].tool.parameters,
-                },
-                "requires_approval": self.needs_approval(name),
-            }
+            ToolSpec(
+                name, self._entries[name].tool.description, self._entries[name].tool.parameters
+            )
             for name in wanted
         ]
 

@@ -168,8 +168,17 @@ _APPROVAL_REQUIRED = (
     responses=error_responses(401, 429),
 )
 async def list_tools(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[ToolList]:
-    definitions = container.tools.definitions_for(principal.credential)
-    return Envelope(data=ToolList.model_validate({"tools": definitions}))
+    tools = container.tools
+    listed = [
+        ToolDefinitionOut(
+            function=ToolFunctionOut(
+                name=spec.name, description=spec.description, parameters=spec.parameters
+            ),
+            requires_approval=tools.approval_reason(spec.name) is not None,
+        )
+        for spec in tools.specs_for(principal)
+    ]
+    return Envelope(data=ToolList(tools=listed))
 
 
 @router.post(
