@@ -190,6 +190,20 @@ async def test_success_is_returned_and_recorded_once() -> None:
     assert h.counted == [("calculator", "succeeded")]
 
 
+async def test_a_failed_outcome_carries_its_error_and_raises_it_on_demand() -> None:
+    h = Harness()
+    outcome = await h.executor.run(principal(), call("calculator", '{"expression": "1/0"}'))
+    assert (outcome.ok, outcome.error_code) == (False, "TOOL_FAILED")
+    assert isinstance(outcome.error, ToolFailed)
+    assert outcome.error_message == outcome.error.message
+    with pytest.raises(ToolFailed) as caught:
+        outcome.raise_for_error()
+    assert caught.value is outcome.error
+    success = await h.executor.run(principal(), call("calculator", '{"expression": "1"}'))
+    assert success.error is None
+    success.raise_for_error()  # a success raises nothing
+
+
 async def test_the_tool_gets_the_caller_as_context() -> None:
     echo = Echo()
     h = Harness()

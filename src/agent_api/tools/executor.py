@@ -14,8 +14,9 @@ that started and never finished. The tool runs under the per-call timeout (ToolT
 failures are ToolFailed, and anything else it raises is logged and answered as ToolFailed
 without internals. Every call is counted in the `tool_executions` metric.
 
-Three forms: `execute` raises the call's AppError (the endpoint of one call); `run` returns a
-`ToolOutcome` either way (the agent) and raises only when the recording fails
+Every form answers one `ToolOutcome`, which carries the call's AppError when it failed:
+`execute` (the endpoint of one call) raises it with `outcome.raise_for_error()`; `run` (the
+agent) returns the outcome either way and raises only when the recording fails
 (ServiceUnavailable) or on cancellation; `run_many` (batches) isolates its items: an item whose
 recording fails answers an outcome with code RECORDING_FAILED and its siblings go on.
 """
@@ -124,9 +125,8 @@ class ToolExecutor:
     ) -> ToolOutcome:
         """Runs and records one call. Raises its AppError when it did not succeed
         (ToolNeedsApproval for a tool that waits for a human decision)."""
-        outcome, error = await self._run_recorded(principal, call, conversation_id)
-        if error is not None:
-            raise error
+        outcome = await self._run(principal, call, conversation_id)
+        outcome.raise_for_error()
         return outcome
 
     async def run(
@@ -136,8 +136,7 @@ class ToolExecutor:
         that needs approval is refused (ToolNeedsApproval): approved calls go through
         `run_approved`. Raises ServiceUnavailable when the call cannot be recorded (then it
         did not run)."""
-        outcome, _ = await self._run_recorded(principal, call, conversation_id)
-        return outcome
+        return await self._run(principal, call, conversation_id)
 
     async def run_many(
         self, principal: Principal, calls: Sequence[ToolCall], conversation_id: UUID | None = None
@@ -182,18 +181,17 @@ class ToolExecutor:
                 principal, None, pending.name, decided.effective_arguments, decided=True
             )
         except AppError as exc:
-            finished = self._failed(claimed, exc, _since(started))
-            await self._executions.finish(finished)
-            return self._finish(finished, pending.tool_call_id, pending.name, exc)[0]
+            refused = self._failed(claimed, exc, _since(started))
+            await self._executions.finish(refused)
+            return self._outcome(refused, pending.tool_call_id, pending.name, exc)
         # The claim already wrote the `running` row: the tool may run.
-        finished, error = await self._run_started(tool, claimed, args, ctx, started)
-        return self._finish(finished, pending.tool_call_id, pending.name, error)[0]
+        return await self._run_started(tool, claimed, args, ctx, started)
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _run_recorded(
+    async def _run(
         self, principal: Principal, call: ToolCall, conversation_id: UUID | None
-    ) -> tuple[ToolOutcome, AppError | None]:
+    ) -> ToolOutcome:
         call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
         execution = ToolExecution.start(
             user_id=principal.user.id,
@@ -211,13 +209,12 @@ class ToolExecutor:
             execution = replace(execution, arguments=recordable(call.arguments))
             refused = self._failed(execution, exc, _since(started))
             await self._executions.add(refused)
-            return self._finish(refused, call_id, call.name, exc)
+            return self._outcome(refused, call_id, call.name, exc)
         execution = replace(execution, arguments=args)
         # Written before the tool runs: a call that cannot be recorded never runs.
         await self._executions.add(execution)
         ctx = ToolContext(principal.user.id, principal.api_key_id, call_id, conversation_id)
-        finished, error = await self._run_started(tool, execution, args, ctx, started)
-        return self._finish(finished, call_id, call.name, error)
+        return await self._run_started(tool, execution, args, ctx, started)
 
     async def _run_started(
         self,
@@ -226,9 +223,9 @@ class ToolExecutor:
         args: dict[str, Any],
         ctx: ToolContext,
         started: float,
-    ) -> tuple[ToolExecution, AppError | None]:
+    ) -> ToolOutcome:
         """Runs the tool of a call whose `running` row is written, then writes its end (one
-        UPDATE). Returns the ended record and the call's error, if any."""
+        UPDATE). The outcome is named after `ctx.tool_call_id` and `tool.name`."""
         error: AppError | None = None
         try:
             result = await run_tool(tool, args, ctx, self._timeout)
@@ -241,7 +238,7 @@ class ToolExecutor:
         else:
             finished = execution.succeed(result, _since(started), self._now())
         await self._executions.finish(finished)
-        return finished, error
+        return self._outcome(finished, ctx.tool_call_id, tool.name, error)
 
     def _prepare(
         self,
@@ -276,15 +273,16 @@ class ToolExecutor:
             error.code, error.message, duration_ms, self._now(), timed_out=timed_out
         )
 
-    def _finish(
+    def _outcome(
         self, execution: ToolExecution, call_id: str, name: str, error: AppError | None
-    ) -> tuple[ToolOutcome, AppError | None]:
+    ) -> ToolOutcome:
+        """The outcome of an ended call, counted in the metric and logged when it failed."""
         label = name if self.registry.get(name) is not None else "unknown"
         if self._on_finished is not None:
             self._on_finished(label, execution.status.value)
         if error is not None:
             log.info("tool call failed", tool=label, tool_call_id=call_id, code=error.code)
-        return ToolOutcome.of(execution, call_id, name), error
+        return ToolOutcome.of(execution, call_id, name, error)
 
     async def _save_abandoned(self, execution: ToolExecution) -> None:
         """Best effort: a cancelled call still ends its audit row, without delaying the
