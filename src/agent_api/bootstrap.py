@@ -28,12 +28,10 @@ from agent_api.application.ports import (
     RateLimiter,
     RunSlots,
     UsageRepository,
-    WebSearch,
 )
 from agent_api.application.rate_limits import AuthLimits, RateLimitService
 from agent_api.application.run_slots import RunSlotService
 from agent_api.application.tokens import TokenService
-from agent_api.application.tools import ToolExecutor
 from agent_api.application.usage import UsageService
 from agent_api.config import Settings
 from agent_api.domain.errors import ServiceUnavailable
@@ -54,6 +52,8 @@ from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
 from agent_api.infrastructure.run_slots import MemoryRunSlots, RedisRunSlots
 from agent_api.infrastructure.tokenizers import counter_for_model
 from agent_api.tools import build_registry
+from agent_api.tools.executor import ToolExecutor
+from agent_api.tools.web_search import WebSearch
 
 log = structlog.get_logger("agent_api.bootstrap")
 
@@ -210,7 +210,12 @@ async def build(settings: Settings, **overrides: Any) -> AsyncIterator[Container
         )
         usage_records = SqlUsageRepository(db)
         tools = ToolExecutor(
-            build_registry(settings, web_search=web_search, extra_tools=pick("extra_tools", ())),
+            build_registry(
+                plugin_settings=settings,
+                requiring_approval=settings.tools_requiring_approval,
+                web_search=web_search,
+                extra_tools=pick("extra_tools", ()),
+            ),
             SqlToolExecutionRepository(db),
             timeout_seconds=settings.tool_timeout.total_seconds(),
             max_concurrent=settings.tools_max_concurrent,

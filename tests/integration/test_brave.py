@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from agent_api.application.ports import WebSearchResult
 from agent_api.domain.errors import ToolFailed, ToolTimeout
 from agent_api.infrastructure.brave import BraveWebSearch
+from agent_api.tools.web_search import WebSearchResult
 from tests.conftest import free_port
 
 KEY = "brave-test-key-0123456789"

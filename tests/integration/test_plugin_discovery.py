@@ -102,7 +102,7 @@ def test_instance_class_and_factory_entry_points(install: Installer, tmp_path: P
     assert names == ["instance_tool", "made_7", "made_too", "shout"]
     origins = {tool.name: origin for tool, origin in found}
     assert origins["shout"].startswith("plugin 'a' (")
-    registry = build_registry(make_settings(tmp_path))
+    registry = build_registry(plugin_settings=make_settings(tmp_path))
     assert {"calculator", "shout", "made_too"} <= set(registry.names)
 
 
@@ -127,5 +127,5 @@ def test_a_broken_plugin_stops_startup_naming_it(
 ) -> None:
     install(TOOLS_SOURCE, {"broken": target})
     with pytest.raises(ToolRegistrationError, match=problem) as caught:
-        build_registry(make_settings(tmp_path))
+        build_registry(plugin_settings=make_settings(tmp_path))
     assert "plugin 'broken'" in str(caught.value)

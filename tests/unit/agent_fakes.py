@@ -11,7 +11,6 @@ from typing import Any
 from uuid import UUID
 
 from agent_api.application.agent.recorder import for_model
-from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import (
     ChatEvent,
     ChatMessage,
@@ -25,6 +24,7 @@ from agent_api.domain.chat import (
 from agent_api.domain.conversations import DecidedToolCall, Message, PendingToolCall
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import InvalidArguments, ToolForbidden, ToolNotFound
+from agent_api.tools.outcome import ToolOutcome
 
 
 def text(content: str, prompt: int = 10, completion: int = 5) -> ChatResult:

@@ -18,6 +18,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "domain": ("application", "infrastructure", "api", "tools", "bootstrap", "config"),
     "application": ("infrastructure", "api", "bootstrap"),
     "infrastructure": ("api", "bootstrap"),
+    "tools": ("application", "infrastructure", "api", "bootstrap", "config"),
 }
 
 

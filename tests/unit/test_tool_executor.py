@@ -14,7 +14,6 @@ from uuid import UUID
 
 import pytest
 
-from agent_api.application.tools import RECORDING_FAILED, ToolExecutor, ToolOutcome
 from agent_api.domain.chat import ToolCall
 from agent_api.domain.conversations import DecidedToolCall, Decision, PendingToolCall
 from agent_api.domain.credentials import Credential, CredentialType, Principal
@@ -36,6 +35,8 @@ from agent_api.domain.tool_executions import (
 from agent_api.domain.users import Role, User
 from agent_api.tools.base import ToolContext
 from agent_api.tools.calculator import Calculator
+from agent_api.tools.executor import ToolExecutor
+from agent_api.tools.outcome import RECORDING_FAILED, ToolOutcome
 from agent_api.tools.registry import ToolRegistry
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -187,6 +188,20 @@ async def test_success_is_returned_and_recorded_once() -> None:
     assert row.error_code is None
     assert row.duration_ms is not None
     assert h.counted == [("calculator", "succeeded")]
+
+
+async def test_a_failed_outcome_carries_its_error_and_raises_it_on_demand() -> None:
+    h = Harness()
+    outcome = await h.executor.run(principal(), call("calculator", '{"expression": "1/0"}'))
+    assert (outcome.ok, outcome.error_code) == (False, "TOOL_FAILED")
+    assert isinstance(outcome.error, ToolFailed)
+    assert outcome.error_message == outcome.error.message
+    with pytest.raises(ToolFailed) as caught:
+        outcome.raise_for_error()
+    assert caught.value is outcome.error
+    success = await h.executor.run(principal(), call("calculator", '{"expression": "1"}'))
+    assert success.error is None
+    success.raise_for_error()  # a success raises nothing
 
 
 async def test_the_tool_gets_the_caller_as_context() -> None:
@@ -399,11 +414,11 @@ async def test_a_rejected_or_foreign_call_is_not_run() -> None:
 
 def test_listing_follows_the_credential_and_the_approval_policy() -> None:
     h = Harness(requiring_approval=("calculator",))
-    everything = h.executor.definitions_for(principal().credential)
-    assert [d["function"]["name"] for d in everything] == ["calculator", "echo"]
-    assert [d["requires_approval"] for d in everything] == [True, False]
-    only_echo = h.executor.definitions_for(principal(frozenset({"echo", "ghost"})).credential)
-    assert [d["function"]["name"] for d in only_echo] == ["echo"]
+    everything = h.executor.specs_for(principal())
+    assert [s.name for s in everything] == ["calculator", "echo"]
+    assert [h.executor.approval_reason(s.name) is not None for s in everything] == [True, False]
+    only_echo = h.executor.specs_for(principal(frozenset({"echo", "ghost"})))
+    assert [s.name for s in only_echo] == ["echo"]
     specs = h.executor.specs_for(principal(frozenset({"calculator"})))
     assert [s.name for s in specs] == ["calculator"]
     assert h.executor.approval_reason("calculator") is not None

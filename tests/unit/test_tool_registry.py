@@ -1,5 +1,5 @@
-"""The registry: the Tool contract is enforced at startup, names are unique, definitions are
-sorted OpenAI tools with the effective approval flag."""
+"""The registry: the Tool contract is enforced at startup, names are unique, specs are sorted
+and each tool has its effective approval flag."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from agent_api.application.ports import WebSearchResult
+from agent_api.domain.chat import ToolSpec
 from agent_api.domain.errors import InvalidArguments, ToolNotFound
 from agent_api.tools.base import ToolContext, ToolRegistrationError
 from agent_api.tools.calculator import Calculator
 from agent_api.tools.registry import ToolRegistry, build_registry
+from agent_api.tools.web_search import WebSearchResult
 from tests.conftest import make_settings
 
 
@@ -68,23 +69,15 @@ def test_contract_violations_are_startup_errors(tool: Any, problem: str) -> None
         ToolRegistry().register(tool, "extra tool")
 
 
-def test_definitions_are_sorted_openai_tools_with_the_approval_flag() -> None:
+def test_specs_are_sorted_with_the_approval_flag() -> None:
     registry = ToolRegistry(requiring_approval=["zeta"])
     for name in ("zeta", "alpha", "mid"):
         registry.register(Named(name, requires_approval=name == "mid"))
-    definitions = registry.definitions()
-    assert [d["function"]["name"] for d in definitions] == ["alpha", "mid", "zeta"]
-    assert [d["requires_approval"] for d in definitions] == [False, True, True]
-    assert definitions[0] == {
-        "type": "function",
-        "function": {
-            "name": "alpha",
-            "description": "A test tool.",
-            "parameters": Named.parameters,
-        },
-        "requires_approval": False,
-    }
-    assert [d["function"]["name"] for d in registry.definitions(["zeta", "ghost"])] == ["zeta"]
+    specs = registry.specs()
+    assert [s.name for s in specs] == ["alpha", "mid", "zeta"]
+    assert [registry.needs_approval(s.name) for s in specs] == [False, True, True]
+    assert specs[0] == ToolSpec("alpha", "A test tool.", Named.parameters)
+    assert [s.name for s in registry.specs(["zeta", "ghost"])] == ["zeta"]
 
 
 def test_approval_policy_is_the_flag_or_the_setting() -> None:
@@ -114,8 +107,16 @@ def test_lookup_and_validation() -> None:
 
 def test_build_registry_offers_web_search_only_with_a_backend(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, tools_requiring_approval="web_search")
-    assert build_registry(settings).names == ["calculator"]
-    registry = build_registry(settings, web_search=NoSearch(), extra_tools=[Named("extra")])
+    approval = settings.tools_requiring_approval
+    assert build_registry(plugin_settings=settings, requiring_approval=approval).names == [
+        "calculator"
+    ]
+    registry = build_registry(
+        plugin_settings=settings,
+        requiring_approval=approval,
+        web_search=NoSearch(),
+        extra_tools=[Named("extra")],
+    )
     assert registry.names == ["calculator", "extra", "web_search"]
     assert registry.needs_approval("web_search")
     assert not registry.needs_approval("calculator")
@@ -123,4 +124,4 @@ def test_build_registry_offers_web_search_only_with_a_backend(tmp_path: Path) ->
 
 def test_build_registry_refuses_an_extra_tool_shadowing_a_built_in(tmp_path: Path) -> None:
     with pytest.raises(ToolRegistrationError, match="'calculator': built-in and extra tool"):
-        build_registry(make_settings(tmp_path), extra_tools=[Named("calculator")])
+        build_registry(plugin_settings=make_settings(tmp_path), extra_tools=[Named("calculator")])

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from agent_api.application.ports import WebSearchResult
 from agent_api.domain.errors import ToolTimeout
 from agent_api.tools.base import ToolContext
-from agent_api.tools.web_search import WebSearchTool
+from agent_api.tools.web_search import WebSearchResult, WebSearchTool
 
 CTX = ToolContext(user_id=uuid.uuid4(), api_key_id=None, tool_call_id="call_1")
 

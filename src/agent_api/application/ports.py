@@ -31,7 +31,6 @@ from agent_api.domain.conversations import (
     PendingToolCall,
 )
 from agent_api.domain.sessions import Session
-from agent_api.domain.tool_executions import ToolExecution
 from agent_api.domain.users import User
 
 
@@ -279,42 +278,6 @@ class ConversationRepository(Protocol):
         now: datetime,
     ) -> list[PendingToolCall]:
         """Records (call, arguments, reason) requests as executions waiting for a decision."""
-
-
-class WebSearchResult(NamedTuple):
-    """One hit of a web search: untrusted text, handed to the model as data."""
-
-    title: str
-    url: str
-    description: str
-
-
-class WebSearch(Protocol):
-    async def search(self, query: str, count: int) -> list[WebSearchResult]:
-        """At most `count` (1..10) results for `query`. Raises ToolFailed when the search
-        service fails or answers nonsense, ToolTimeout when it does not answer in time; the
-        message never carries the service's own answer."""
-
-
-class ToolExecutionRepository(Protocol):
-    async def add(self, execution: ToolExecution) -> None:
-        """Records a call (one INSERT)."""
-
-    async def claim_approved(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
-        """Moves `user_id`'s approved `pending_approval` execution to `running` and returns
-        it; None when it is not one (already claimed, rejected, undecided, someone else's):
-        an approved call runs once."""
-
-    async def finish(self, execution: ToolExecution) -> None:
-        """Writes the end (status, result or error, duration) of a claimed execution."""
-
-    async def get(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
-        """The execution when it belongs to `user_id`."""
-
-    async def list_for_user(
-        self, user_id: UUID, *, conversation_id: UUID | None = None, limit: int = 50
-    ) -> list[ToolExecution]:
-        """The user's executions, newest first."""
 
 
 class ChatModel(Protocol):

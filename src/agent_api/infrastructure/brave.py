@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import structlog
 
-from agent_api.application.ports import WebSearchResult
 from agent_api.domain.errors import ToolFailed, ToolTimeout
+from agent_api.tools.web_search import WebSearchResult
 
 log = structlog.get_logger("agent_api.web_search")
 

@@ -1,9 +1,10 @@
 """The tool system: the `Tool` protocol, the registry, the built-in tools (calculator,
 web_search) and entry-point plugins (group `agent_api.tools`).
 
-Tools are application code: they import the domain and the application's ports, never an
-adapter or the web layer. Calls are run, checked and recorded by
-`agent_api.application.tools.ToolExecutor`.
+The package imports only the domain (never the application, an adapter, the web layer or the
+configuration): its ports (`WebSearch`, `ToolExecutionRepository`) live beside their users, and
+the composition root hands it every setting. Calls are run, checked and recorded by
+`agent_api.tools.executor.ToolExecutor`, which answers a `ToolOutcome`.
 """
 
 from agent_api.tools.base import Tool, ToolContext, ToolFailed, ToolRegistrationError

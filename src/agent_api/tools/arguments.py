@@ -13,6 +13,7 @@ from jsonschema.protocols import Validator
 from agent_api.domain.errors import InvalidArguments
 
 MAX_SHOWN = 80  # characters of a client's value quoted back in a message
+MAX_RECORDED_RAW_ARGUMENTS = 10_000  # characters of undecodable arguments kept for the audit
 # NUL (which PostgreSQL refuses in text and JSONB) and lone surrogates (not UTF-8 at all).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -49,6 +50,14 @@ def parse_arguments(raw: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArguments(f"arguments must be a JSON object, not {_json_type(value)}")
     return value
+
+
+def recordable(raw: Any) -> Any:
+    """The arguments as the audit keeps them: decoded when possible, else the raw text."""
+    try:
+        return parse_arguments(raw)
+    except InvalidArguments:
+        return raw[:MAX_RECORDED_RAW_ARGUMENTS] if isinstance(raw, str) else repr(raw)[:200]
 
 
 def check_storable(args: dict[str, Any]) -> None:

@@ -1,10 +1,10 @@
 """The tool registry: every tool this process offers, checked once at startup.
 
-Built by `build_registry(settings)` from the built-ins (calculator; web_search when a search
-backend is configured), the plugins installed under the `agent_api.tools` entry-point group,
-and any extra tools given by the composition root. Registration refuses (with
-`ToolRegistrationError`, which stops startup) a tool that breaks the `Tool` contract or takes
-a name already taken; nothing is registered after startup.
+Built by `build_registry(...)` from the built-ins (calculator; web_search when a search
+backend is given), the plugins installed under the `agent_api.tools` entry-point group, and
+any extra tools given by the composition root, which alone reads the settings. Registration
+refuses (with `ToolRegistrationError`, which stops startup) a tool that breaks the `Tool`
+contract or takes a name already taken; nothing is registered after startup.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from agent_api.application.ports import WebSearch
-from agent_api.config import Settings
+from agent_api.domain.chat import ToolSpec
 from agent_api.domain.errors import ToolNotFound
 from agent_api.tools.arguments import check_arguments
 from agent_api.tools.base import Tool, ToolRegistrationError
 from agent_api.tools.calculator import Calculator
 from agent_api.tools.plugins import discover_plugins
-from agent_api.tools.web_search import WebSearchTool
+from agent_api.tools.web_search import WebSearch, WebSearchTool
 
 log = structlog.get_logger("agent_api.tools")
 
@@ -124,39 +123,39 @@ class ToolRegistry:
             return f"the tool '{name}' always asks for approval"
         return f"the tool '{name}' is configured to ask for approval (TOOLS_REQUIRING_APPROVAL)"
 
-    def definitions(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """OpenAI tool definitions, sorted by name, each with `requires_approval`. `names`
+    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]:
+        """What each tool offers (name, description, parameters), sorted by name. `names`
         limits them (unknown names are skipped); None means every tool."""
         wanted = self.names if names is None else sorted(set(names) & self._entries.keys())
         return [
-            {
-                "type": "function",
-                "function": {
-                    "name": name,
-                    "description": self._entries[name].tool.description,
-                    "parameters": self._entries[name].tool.parameters,
-                },
-                "requires_approval": self.needs_approval(name),
-            }
+            ToolSpec(
+                name, self._entries[name].tool.description, self._entries[name].tool.parameters
+            )
             for name in wanted
         ]
 
 
 def build_registry(
-    settings: Settings, *, web_search: WebSearch | None = None, extra_tools: Iterable[Tool] = ()
+    *,
+    plugin_settings: object,
+    requiring_approval: Iterable[str] = (),
+    web_search: WebSearch | None = None,
+    extra_tools: Iterable[Tool] = (),
 ) -> ToolRegistry:
-    """Built-ins, then plugins, then `extra_tools`. `web_search` (a search backend, built
-    when WEB_SEARCH_API_KEY is set) enables the `web_search` tool. Raises
-    ToolRegistrationError."""
-    registry = ToolRegistry(settings.tools_requiring_approval)
+    """Built-ins, then plugins, then `extra_tools`. `plugin_settings` (the `Settings`) is what
+    plugin factories are called with; `requiring_approval` (TOOLS_REQUIRING_APPROVAL) names
+    tools that need a human decision; `web_search` (a search backend, built when
+    WEB_SEARCH_API_KEY is set) enables the `web_search` tool. Raises ToolRegistrationError."""
+    requiring_approval = tuple(requiring_approval)
+    registry = ToolRegistry(requiring_approval)
     registry.register(Calculator())
     if web_search is not None:
         registry.register(WebSearchTool(web_search))
-    for tool, origin in discover_plugins(settings):
+    for tool, origin in discover_plugins(plugin_settings):
         registry.register(tool, origin)
     for tool in extra_tools:
         registry.register(tool, "extra tool")
-    unknown = sorted(set(settings.tools_requiring_approval) - set(registry.names))
+    unknown = sorted(set(requiring_approval) - set(registry.names))
     if unknown:
         log.warning("TOOLS_REQUIRING_APPROVAL names tools that are not offered", tools=unknown)
     log.info("tools registered", tools=registry.names)

@@ -1,4 +1,5 @@
-"""The `web_search` tool: searches the web through the `WebSearch` port (Brave in production).
+"""The `web_search` tool and its port: searches the web through `WebSearch` (Brave in
+production, `agent_api.infrastructure.brave`).
 
 The upstream is fixed by configuration (no user-supplied URLs) and the number of results is
 bounded (1..10). Results are untrusted text: they are handed to the model as data.
@@ -6,14 +7,28 @@ bounded (1..10). Results are untrusted text: they are handed to the model as dat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from agent_api.application.ports import WebSearch
 from agent_api.tools.base import ToolContext
 
 DEFAULT_RESULTS = 5
 MAX_RESULTS = 10
 MAX_QUERY_LENGTH = 400  # Brave refuses longer queries; say so before asking it
+
+
+class WebSearchResult(NamedTuple):
+    """One hit of a web search: untrusted text, handed to the model as data."""
+
+    title: str
+    url: str
+    description: str
+
+
+class WebSearch(Protocol):
+    async def search(self, query: str, count: int) -> list[WebSearchResult]:
+        """At most `count` (1..10) results for `query`. Raises ToolFailed when the search
+        service fails or answers nonsense, ToolTimeout when it does not answer in time; the
+        message never carries the service's own answer."""
 
 
 class WebSearchTool:

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from agent_api.api.deps import ContainerDep, CurrentPrincipal
-from agent_api.api.routers.tools_schemas import BatchOut, ExecutionOut, ToolCallRequest, ToolList
+from agent_api.api.routers.tools_schemas import (
+    BatchOut,
+    ExecutionOut,
+    ToolCallRequest,
+    ToolDefinitionOut,
+    ToolFunctionOut,
+    ToolList,
+)
 from agent_api.api.schemas import Envelope, error_responses
 
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
@@ -63,8 +70,17 @@ _APPROVAL_REQUIRED = (
     responses=error_responses(401, 429),
 )
 async def list_tools(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[ToolList]:
-    definitions = container.tools.definitions_for(principal.credential)
-    return Envelope(data=ToolList.model_validate({"tools": definitions}))
+    tools = container.tools
+    listed = [
+        ToolDefinitionOut(
+            function=ToolFunctionOut(
+                name=spec.name, description=spec.description, parameters=spec.parameters
+            ),
+            requires_approval=tools.approval_reason(spec.name) is not None,
+        )
+        for spec in tools.specs_for(principal)
+    ]
+    return Envelope(data=ToolList(tools=listed))
 
 
 @router.post(

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agent_api.api.schemas import ResponseModel
-from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import ToolCall
 from agent_api.domain.errors import InvalidArguments
+from agent_api.tools.outcome import ToolOutcome
 
 
 class ToolCallFunction(BaseModel):

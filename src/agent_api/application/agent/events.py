@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import ToolCall, Usage
 from agent_api.domain.conversations import Conversation, Message, PendingToolCall
+from agent_api.tools.outcome import ToolOutcome
 
 
 @dataclass(frozen=True, slots=True)

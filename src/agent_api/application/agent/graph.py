@@ -31,7 +31,6 @@ from agent_api.application.agent.events import (
 )
 from agent_api.application.agent.router import SYSTEM_PROMPTS, resolve_agent
 from agent_api.application.ports import ChatModel
-from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import (
     ChatMessage,
     ChatRequest,
@@ -45,6 +44,7 @@ from agent_api.domain.chat import (
 from agent_api.domain.conversations import AgentType, DecidedToolCall, Message, PendingToolCall
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import AppError, UpstreamFailed
+from agent_api.tools.outcome import ToolOutcome
 
 STEP_LIMIT_CODE = "TOOL_CALL_LIMIT"
 ITERATION_LIMIT_NOTE = (

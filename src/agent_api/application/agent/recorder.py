@@ -10,10 +10,10 @@ from typing import Any
 from uuid import UUID
 
 from agent_api.application.ports import ConversationRepository, UsageRepository
-from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import ChatResult, ToolCall
 from agent_api.domain.conversations import Message, PendingToolCall
 from agent_api.domain.credentials import Principal
+from agent_api.tools.outcome import ToolOutcome
 
 
 def for_model(outcome: ToolOutcome) -> Any:

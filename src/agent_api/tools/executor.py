@@ -14,8 +14,9 @@ that started and never finished. The tool runs under the per-call timeout (ToolT
 failures are ToolFailed, and anything else it raises is logged and answered as ToolFailed
 without internals. Every call is counted in the `tool_executions` metric.
 
-Three forms: `execute` raises the call's AppError (the endpoint of one call); `run` returns a
-`ToolOutcome` either way (the agent) and raises only when the recording fails
+Every form answers one `ToolOutcome`, which carries the call's AppError when it failed:
+`execute` (the endpoint of one call) raises it with `outcome.raise_for_error()`; `run` (the
+agent) returns the outcome either way and raises only when the recording fails
 (ServiceUnavailable) or on cancellation; `run_many` (batches) isolates its items: an item whose
 recording fails answers an outcome with code RECORDING_FAILED and its siblings go on.
 """
@@ -26,73 +27,59 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
-from agent_api.application.ports import ToolExecutionRepository
 from agent_api.domain.chat import ToolCall, ToolSpec
 from agent_api.domain.conversations import DecidedToolCall
-from agent_api.domain.credentials import Credential, Principal
+from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import (
     AppError,
-    InvalidArguments,
     ServiceUnavailable,
     ToolNeedsApproval,
     ToolTimeout,
 )
 from agent_api.domain.tool_executions import ToolExecution, check_call_id
-from agent_api.tools.arguments import check_storable, parse_arguments
+from agent_api.tools.arguments import check_storable, parse_arguments, recordable
 from agent_api.tools.base import Tool, ToolContext, run_tool
+from agent_api.tools.outcome import ToolOutcome
 from agent_api.tools.registry import ToolRegistry
 
 log = structlog.get_logger("agent_api.tools")
 
 Clock = Callable[[], datetime]
 OnFinished = Callable[[str, str], None]  # (tool name or "unknown", final status)
-MAX_RECORDED_RAW_ARGUMENTS = 10_000  # characters of undecodable arguments kept for the audit
-RECORDING_FAILED = "RECORDING_FAILED"  # a batch item whose audit row could not be written
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class ToolOutcome:
-    """How one call ended: `result` when `ok`, else `error_code` and `error_message`."""
+class ToolExecutionRepository(Protocol):
+    """The audit table of tool calls (`tool_executions`)."""
 
-    tool_call_id: str
-    name: str
-    ok: bool
-    result: Any = None
-    error_code: str | None = None
-    error_message: str | None = None
-    duration_ms: int = 0
+    async def add(self, execution: ToolExecution) -> None:
+        """Records a call (one INSERT)."""
 
-    @classmethod
-    def of(cls, execution: ToolExecution, tool_call_id: str, name: str) -> ToolOutcome:
-        ok = execution.error_code is None
-        return cls(
-            tool_call_id=tool_call_id,
-            name=name,
-            ok=ok,
-            result=execution.result if ok else None,
-            error_code=execution.error_code,
-            error_message=execution.error_message,
-            duration_ms=execution.duration_ms or 0,
-        )
+    async def claim_approved(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
+        """Moves `user_id`'s approved `pending_approval` execution to `running` and returns
+        it; None when it is not one (already claimed, rejected, undecided, someone else's):
+        an approved call runs once."""
 
+    async def finish(self, execution: ToolExecution) -> None:
+        """Writes the end (status, result or error, duration) of a claimed execution."""
 
-def _recordable(raw: Any) -> Any:
-    """The arguments as the audit keeps them: decoded when possible, else the raw text."""
-    try:
-        return parse_arguments(raw)
-    except InvalidArguments:
-        return raw[:MAX_RECORDED_RAW_ARGUMENTS] if isinstance(raw, str) else repr(raw)[:200]
+    async def get(self, execution_id: UUID, user_id: UUID) -> ToolExecution | None:
+        """The execution when it belongs to `user_id`."""
+
+    async def list_for_user(
+        self, user_id: UUID, *, conversation_id: UUID | None = None, limit: int = 50
+    ) -> list[ToolExecution]:
+        """The user's executions, newest first."""
 
 
 class ToolExecutor:
@@ -115,19 +102,11 @@ class ToolExecutor:
 
     # --- what a credential may use ------------------------------------------------------
 
-    def definitions_for(self, credential: Credential) -> list[dict[str, Any]]:
-        """OpenAI tool definitions (with `requires_approval`) of the tools `credential` may
-        use, sorted by name."""
-        return self.registry.definitions(credential.usable_tools(self.registry.names))
-
     def specs_for(self, principal: Principal) -> tuple[ToolSpec, ...]:
-        """The tools to offer the model on behalf of `principal`, sorted by name."""
-        return tuple(
-            ToolSpec(
-                d["function"]["name"], d["function"]["description"], d["function"]["parameters"]
-            )
-            for d in self.definitions_for(principal.credential)
-        )
+        """The tools `principal`'s credential may use (those offered to the model and listed
+        by `/v1/tools`), sorted by name."""
+        credential = principal.credential
+        return tuple(self.registry.specs(credential.usable_tools(self.registry.names)))
 
     def approval_reason(self, name: str) -> str | None:
         """Why a call of `name` needs a human decision; None when it does not."""
@@ -146,9 +125,8 @@ class ToolExecutor:
     ) -> ToolOutcome:
         """Runs and records one call. Raises its AppError when it did not succeed
         (ToolNeedsApproval for a tool that waits for a human decision)."""
-        outcome, error = await self._run_recorded(principal, call, conversation_id)
-        if error is not None:
-            raise error
+        outcome = await self._run(principal, call, conversation_id)
+        outcome.raise_for_error()
         return outcome
 
     async def run(
@@ -158,8 +136,7 @@ class ToolExecutor:
         that needs approval is refused (ToolNeedsApproval): approved calls go through
         `run_approved`. Raises ServiceUnavailable when the call cannot be recorded (then it
         did not run)."""
-        outcome, _ = await self._run_recorded(principal, call, conversation_id)
-        return outcome
+        return await self._run(principal, call, conversation_id)
 
     async def run_many(
         self, principal: Principal, calls: Sequence[ToolCall], conversation_id: UUID | None = None
@@ -181,14 +158,7 @@ class ToolExecutor:
                         tool_call_id=call.id,
                         error=reason or type(exc).__name__,
                     )
-                    return ToolOutcome(
-                        tool_call_id=call.id,
-                        name=call.name,
-                        ok=False,
-                        error_code=RECORDING_FAILED,
-                        error_message="the call could not be recorded: it did not run, or "
-                        "its end could not be saved",
-                    )
+                    return ToolOutcome.unrecorded(call.id, call.name)
 
         return list(await asyncio.gather(*(one(call) for call in calls)))
 
@@ -211,18 +181,17 @@ class ToolExecutor:
                 principal, None, pending.name, decided.effective_arguments, decided=True
             )
         except AppError as exc:
-            finished = self._failed(claimed, exc, _since(started))
-            await self._executions.finish(finished)
-            return self._finish(finished, pending.tool_call_id, pending.name, exc)[0]
+            refused = self._failed(claimed, exc, _since(started))
+            await self._executions.finish(refused)
+            return self._outcome(refused, pending.tool_call_id, pending.name, exc)
         # The claim already wrote the `running` row: the tool may run.
-        finished, error = await self._run_started(tool, claimed, args, ctx, started)
-        return self._finish(finished, pending.tool_call_id, pending.name, error)[0]
+        return await self._run_started(tool, claimed, args, ctx, started)
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _run_recorded(
+    async def _run(
         self, principal: Principal, call: ToolCall, conversation_id: UUID | None
-    ) -> tuple[ToolOutcome, AppError | None]:
+    ) -> ToolOutcome:
         call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
         execution = ToolExecution.start(
             user_id=principal.user.id,
@@ -237,16 +206,15 @@ class ToolExecutor:
         try:
             tool, args = self._prepare(principal, call.id, call.name, call.arguments, decided=False)
         except AppError as exc:
-            execution = replace(execution, arguments=_recordable(call.arguments))
+            execution = replace(execution, arguments=recordable(call.arguments))
             refused = self._failed(execution, exc, _since(started))
             await self._executions.add(refused)
-            return self._finish(refused, call_id, call.name, exc)
+            return self._outcome(refused, call_id, call.name, exc)
         execution = replace(execution, arguments=args)
         # Written before the tool runs: a call that cannot be recorded never runs.
         await self._executions.add(execution)
         ctx = ToolContext(principal.user.id, principal.api_key_id, call_id, conversation_id)
-        finished, error = await self._run_started(tool, execution, args, ctx, started)
-        return self._finish(finished, call_id, call.name, error)
+        return await self._run_started(tool, execution, args, ctx, started)
 
     async def _run_started(
         self,
@@ -255,9 +223,9 @@ class ToolExecutor:
         args: dict[str, Any],
         ctx: ToolContext,
         started: float,
-    ) -> tuple[ToolExecution, AppError | None]:
+    ) -> ToolOutcome:
         """Runs the tool of a call whose `running` row is written, then writes its end (one
-        UPDATE). Returns the ended record and the call's error, if any."""
+        UPDATE). The outcome is named after `ctx.tool_call_id` and `tool.name`."""
         error: AppError | None = None
         try:
             result = await run_tool(tool, args, ctx, self._timeout)
@@ -270,7 +238,7 @@ class ToolExecutor:
         else:
             finished = execution.succeed(result, _since(started), self._now())
         await self._executions.finish(finished)
-        return finished, error
+        return self._outcome(finished, ctx.tool_call_id, tool.name, error)
 
     def _prepare(
         self,
@@ -305,15 +273,16 @@ class ToolExecutor:
             error.code, error.message, duration_ms, self._now(), timed_out=timed_out
         )
 
-    def _finish(
+    def _outcome(
         self, execution: ToolExecution, call_id: str, name: str, error: AppError | None
-    ) -> tuple[ToolOutcome, AppError | None]:
+    ) -> ToolOutcome:
+        """The outcome of an ended call, counted in the metric and logged when it failed."""
         label = name if self.registry.get(name) is not None else "unknown"
         if self._on_finished is not None:
             self._on_finished(label, execution.status.value)
         if error is not None:
             log.info("tool call failed", tool=label, tool_call_id=call_id, code=error.code)
-        return ToolOutcome.of(execution, call_id, name), error
+        return ToolOutcome.of(execution, call_id, name, error)
 
     async def _save_abandoned(self, execution: ToolExecution) -> None:
         """Best effort: a cancelled call still ends its audit row, without delaying the
