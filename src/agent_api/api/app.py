@@ -1,4 +1,4 @@
-"""`create_app(settings, **overrides)`: the FastAPI application. Nothing is built at import
+"""`create_app(settings, **adapters)`: the FastAPI application. Nothing is built at import
 time; the lifespan builds the container (engine, Redis, services) and closes it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Unpack
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -29,7 +29,7 @@ from agent_api.api.routers import (
     usage,
 )
 from agent_api.api.timeouts import BodyTimeoutMiddleware
-from agent_api.bootstrap import build
+from agent_api.bootstrap import Adapters, build
 from agent_api.config import Settings
 from agent_api.infrastructure.metrics import Metrics
 
@@ -45,16 +45,15 @@ Authenticate with **Authorize**: paste an access token from `POST /v1/auth/login
 """
 
 
-def create_app(settings: Settings, **overrides: Any) -> FastAPI:
-    """The application for `settings`. `overrides` replace adapters by name (see bootstrap)."""
+def create_app(settings: Settings, **adapters: Unpack[Adapters]) -> FastAPI:
+    """The application for `settings`. `adapters` replace adapters by name; they go to
+    `bootstrap.build` when the application starts."""
     # One Metrics per app, shared by the metrics middleware and the container.
-    if overrides.get("metrics") is None:
-        overrides["metrics"] = Metrics()
-    app_metrics: Metrics = overrides["metrics"]
+    app_metrics = adapters.setdefault("metrics", Metrics())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with build(settings, **overrides) as container:
+        async with build(settings, **adapters) as container:
             app.state.container = container
             yield
 
