@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.deps import CurrentPrincipal, ToolsDep
 from agent_api.api.schemas import Envelope, error_responses
 from agent_api.application.tools import ToolOutcome
 from agent_api.domain.chat import ToolCall
@@ -167,8 +167,8 @@ _APPROVAL_REQUIRED = (
     "Tools outside an API key's `allowed_tools` are not listed.",
     responses=error_responses(401, 429),
 )
-async def list_tools(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[ToolList]:
-    definitions = container.tools.definitions_for(principal.credential)
+async def list_tools(principal: CurrentPrincipal, tools: ToolsDep) -> Envelope[ToolList]:
+    definitions = tools.definitions_for(principal.credential)
     return Envelope(data=ToolList.model_validate({"tools": definitions}))
 
 
@@ -222,9 +222,9 @@ async def execute_tool(
         ),
     ],
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    tools: ToolsDep,
 ) -> Envelope[ExecutionOut]:
-    outcome = await container.tools.execute(principal, call.to_call())
+    outcome = await tools.execute(principal, call.to_call())
     return Envelope(
         data=ExecutionOut(
             tool_call_id=outcome.tool_call_id,
@@ -278,7 +278,7 @@ async def execute_batch(
         ),
     ],
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    tools: ToolsDep,
 ) -> Envelope[BatchOut]:
-    outcomes = await container.tools.run_many(principal, [call.to_call() for call in calls])
+    outcomes = await tools.run_many(principal, [call.to_call() for call in calls])
     return Envelope(data=BatchOut.of(outcomes))

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.deps import CurrentPrincipal, UsageDep
 from agent_api.api.schemas import Envelope, error_responses
 from agent_api.application.ports import UsageBucket, UsageGrouping
 from agent_api.application.usage import MAX_PERIOD
@@ -52,12 +52,12 @@ class UsagePayload(BaseModel):
 )
 async def get_usage(
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    usage: UsageDep,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: Annotated[datetime | None, Query()] = None,
     group_by: Annotated[UsageGrouping, Query()] = "day",
 ) -> Envelope[UsagePayload]:
-    report = await container.usage.report(principal, from_, to, group_by)
+    report = await usage.report(principal, from_, to, group_by)
     totals = report.totals._asdict()
     del totals["key"]
     return Envelope(
