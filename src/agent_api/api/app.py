@@ -76,6 +76,11 @@ def create_app(settings: Settings, **adapters: Unpack[Adapters]) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(chat.router)
 
+    _add_middleware(app, settings, app_metrics)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> None:
     # Added innermost first: CORS, then the body limits (size, then time), then metrics, then
     # the request context outermost so every answer (413s and 408s included) is counted,
     # carries a request id and is logged.
@@ -101,4 +106,3 @@ def create_app(settings: Settings, **adapters: Unpack[Adapters]) -> FastAPI:
     app.add_middleware(BodyTimeoutMiddleware, seconds=settings.request_body_timeout.total_seconds())
     app.add_middleware(MetricsMiddleware, metrics=app_metrics)
     app.add_middleware(RequestContextMiddleware)
-    return app
