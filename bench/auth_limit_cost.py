@@ -76,9 +76,8 @@ async def main(requests: int, redis_url: str, database_url: str) -> None:
         rate_limit_per_day=PER_DAY,
         log_level="warning",
     )
-    app = create_app(
-        settings, rate_limiter=LimitsRateLimiter.on_redis(redis_url, key_prefix=prefix)
-    )
+    limiter = LimitsRateLimiter.on_redis(redis_url, key_prefix=prefix)
+    app = create_app(settings, rate_limiter=limiter)
     try:
         # The lifespan driven directly (not through a test harness) so that every request
         # gets a fresh scope state, as under uvicorn.
@@ -127,6 +126,7 @@ async def main(requests: int, redis_url: str, database_url: str) -> None:
                     requests, lambda: client.get("/v1/auth/me", headers=with_key)
                 )
     finally:
+        await limiter.aclose()  # ours: the app leaves what it is given open
         redis = Redis.from_url(redis_url)
         keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
         if keys:

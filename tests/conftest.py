@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Unpack
 
 import httpx
 import pytest
@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from agent_api.api.app import create_app
+from agent_api.bootstrap import Adapters
 from agent_api.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,9 +165,12 @@ def make_settings(tmp_path: Path, **values: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The whole app with its lifespan, behind an httpx client on the ASGI transport."""
-    app: FastAPI = create_app(settings, **overrides)
+async def running_app(
+    settings: Settings, **adapters: Unpack[Adapters]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app with its lifespan, behind an httpx client on the ASGI transport. The
+    adapters passed in stay the caller's to close."""
+    app: FastAPI = create_app(settings, **adapters)
     async with LifespanManager(app, startup_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import pytest
@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from agent_api.api.app import create_app
+from agent_api.bootstrap import Adapters
 from agent_api.config import Settings
 from agent_api.infrastructure.metrics import Metrics
 from tests.conftest import bearer, make_settings
@@ -35,9 +36,9 @@ ClientAt = Callable[[str], httpx.AsyncClient]
 
 
 @asynccontextmanager
-async def app_clients(settings: Settings, **overrides: Any) -> AsyncIterator[ClientAt]:
+async def app_clients(settings: Settings, **adapters: Unpack[Adapters]) -> AsyncIterator[ClientAt]:
     """The app with its lifespan; `client_at(ip)` is a client whose requests come from `ip`."""
-    app = create_app(settings, hasher=FakeHasher(), **overrides)
+    app = create_app(settings, hasher=FakeHasher(), **adapters)
     clients: list[httpx.AsyncClient] = []
 
     def client_at(ip: str) -> httpx.AsyncClient:
@@ -337,7 +338,12 @@ async def test_failed_authentications_block_the_address_before_any_lookup(tmp_pa
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     settings = make_settings(tmp_path, auth_failure_limit_per_minute=3)
-    async with app_clients(settings, metrics=metrics, engine=engine) as client_at:
+    async with AsyncExitStack() as stack:
+        # The engine is ours: the app leaves what it is given open.
+        stack.push_async_callback(engine.dispose)
+        client_at = await stack.enter_async_context(
+            app_clients(settings, metrics=metrics, engine=engine)
+        )
         setup = client_at("10.7.0.1")
         key = await api_key(setup, await account(setup, "ada@example.com"))
         guesser = client_at("10.7.0.2")

@@ -1,11 +1,15 @@
-"""The composition root picks the chat model from the settings, and tests can swap it."""
+"""The composition root picks the chat model from the settings, and tests can swap it (or any
+other adapter: what is passed in stays open)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent_api.bootstrap import build
 from agent_api.domain.chat import ChatMessage, ChatRequest
+from agent_api.infrastructure.db.database import create_engine
 from agent_api.infrastructure.llm import DemoChatModel, OpenAICompatibleChatModel
 from tests.conftest import make_settings
 from tests.stub_llm import StubLLM
@@ -45,3 +49,21 @@ async def test_a_chat_model_can_be_passed_in_and_is_left_open(tmp_path: Path) ->
         await mine.aclose()
 
     assert result.message.content == "Echo: hi"
+
+
+async def test_an_engine_passed_in_is_left_open(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'mine.db'}")
+    try:
+        async with build(make_settings(tmp_path), engine=engine) as container:
+            assert container.db.engine is engine
+            pool = engine.pool
+        # Disposing an engine replaces its pool.
+        assert engine.pool is pool
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unknown_adapter_is_a_type_error(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        async with build(make_settings(tmp_path), hasherr=None):  # type: ignore[call-arg]
+            pass

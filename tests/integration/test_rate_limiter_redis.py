@@ -73,14 +73,16 @@ async def test_the_app_on_redis_is_exact_under_concurrency(
     limit = 10
     settings = make_settings(tmp_path, redis_url=redis_url, rate_limit_per_minute=limit)
     limiter = LimitsRateLimiter.on_redis(redis_url, key_prefix=prefix)
-    async with running_app(settings, hasher=FakeHasher(), rate_limiter=limiter) as client:
-        token = (await register_and_login(client))["access_token"]
-        key = (await client.post("/v1/api-keys", json={"name": "k"}, headers=bearer(token))).json()[
-            "data"
-        ]["key"]
-        answers = await asyncio.gather(
-            *(client.get("/v1/auth/me", headers=bearer(key)) for _ in range(5 * limit))
-        )
+    try:
+        async with running_app(settings, hasher=FakeHasher(), rate_limiter=limiter) as client:
+            token = (await register_and_login(client))["access_token"]
+            created = await client.post("/v1/api-keys", json={"name": "k"}, headers=bearer(token))
+            key = created.json()["data"]["key"]
+            answers = await asyncio.gather(
+                *(client.get("/v1/auth/me", headers=bearer(key)) for _ in range(5 * limit))
+            )
+    finally:
+        await limiter.aclose()  # ours: the app leaves what it is given open
     statuses = [a.status_code for a in answers]
     assert statuses.count(200) == limit
     assert statuses.count(429) == 4 * limit

@@ -1,4 +1,4 @@
-"""`create_app(settings, **overrides)`: the FastAPI application. Nothing is built at import
+"""`create_app(settings, **adapters)`: the FastAPI application. Nothing is built at import
 time; the lifespan builds the container (engine, Redis, services) and closes it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Unpack
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -29,7 +29,7 @@ from agent_api.api.routers import (
     usage,
 )
 from agent_api.api.timeouts import BodyTimeoutMiddleware
-from agent_api.bootstrap import build
+from agent_api.bootstrap import Adapters, build
 from agent_api.config import Settings
 from agent_api.infrastructure.metrics import Metrics
 
@@ -45,16 +45,15 @@ Authenticate with **Authorize**: paste an access token from `POST /v1/auth/login
 """
 
 
-def create_app(settings: Settings, **overrides: Any) -> FastAPI:
-    """The application for `settings`. `overrides` replace adapters by name (see bootstrap)."""
+def create_app(settings: Settings, **adapters: Unpack[Adapters]) -> FastAPI:
+    """The application for `settings`. `adapters` replace adapters by name; they go to
+    `bootstrap.build` when the application starts."""
     # One Metrics per app, shared by the metrics middleware and the container.
-    if overrides.get("metrics") is None:
-        overrides["metrics"] = Metrics()
-    app_metrics: Metrics = overrides["metrics"]
+    app_metrics = adapters.setdefault("metrics", Metrics())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with build(settings, **overrides) as container:
+        async with build(settings, **adapters) as container:
             app.state.container = container
             yield
 
@@ -77,6 +76,11 @@ def create_app(settings: Settings, **overrides: Any) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(chat.router)
 
+    _add_middleware(app, settings, app_metrics)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> None:
     # Added innermost first: CORS, then the body limits (size, then time), then metrics, then
     # the request context outermost so every answer (413s and 408s included) is counted,
     # carries a request id and is logged.
@@ -102,4 +106,3 @@ def create_app(settings: Settings, **overrides: Any) -> FastAPI:
     app.add_middleware(BodyTimeoutMiddleware, seconds=settings.request_body_timeout.total_seconds())
     app.add_middleware(MetricsMiddleware, metrics=app_metrics)
     app.add_middleware(RequestContextMiddleware)
-    return app

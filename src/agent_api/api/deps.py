@@ -1,17 +1,30 @@
 """FastAPI dependencies as `Annotated` aliases: the only place routers get their services and
-the caller's identity from."""
+the caller's identity from. One alias per service (`AuthDep`, `ConversationsDep`...), so a
+route's signature says what it uses; none of them adds anything to the OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent_api.api.middleware import add_response_headers
+from agent_api.application.api_keys import ApiKeyService
+from agent_api.application.auth import AuthService
+from agent_api.application.conversations import ConversationService
+from agent_api.application.models import ModelCatalog
+from agent_api.application.rate_limits import RateLimitService
+from agent_api.application.usage import UsageService
 from agent_api.bootstrap import Container
+from agent_api.config import Settings
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import PermissionDenied, Unauthenticated
+from agent_api.infrastructure.metrics import Metrics
+from agent_api.tools.executor import ToolExecutor
+
+T = TypeVar("T")
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -25,12 +38,34 @@ def get_container(request: Request) -> Container:
     return container
 
 
+# For the few routes that need several adapters at once (readiness).
 ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def _service(pick: Callable[[Container], T]) -> Callable[[Container], T]:
+    """A dependency giving the part of the container that `pick` selects."""
+
+    def dependency(container: ContainerDep) -> T:
+        return pick(container)
+
+    return dependency
+
+
+SettingsDep = Annotated[Settings, Depends(_service(lambda c: c.settings))]
+MetricsDep = Annotated[Metrics, Depends(_service(lambda c: c.metrics))]
+AuthDep = Annotated[AuthService, Depends(_service(lambda c: c.auth))]
+ApiKeysDep = Annotated[ApiKeyService, Depends(_service(lambda c: c.api_keys))]
+RateLimitsDep = Annotated[RateLimitService, Depends(_service(lambda c: c.rate_limits))]
+UsageDep = Annotated[UsageService, Depends(_service(lambda c: c.usage))]
+ModelsDep = Annotated[ModelCatalog, Depends(_service(lambda c: c.models))]
+ToolsDep = Annotated[ToolExecutor, Depends(_service(lambda c: c.tools))]
+ConversationsDep = Annotated[ConversationService, Depends(_service(lambda c: c.conversations))]
 
 
 async def get_principal(
     request: Request,
-    container: ContainerDep,
+    auth: AuthDep,
+    rate_limits: RateLimitsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """Authenticates the bearer credential and counts the request against its rate limits.
@@ -39,16 +74,16 @@ async def get_principal(
     if credentials is None:
         raise Unauthenticated("missing bearer token in the Authorization header")
     client_ip = _client_ip(request)
-    await container.rate_limits.check_auth_failures(client_ip)
+    await rate_limits.check_auth_failures(client_ip)
     try:
-        principal = await container.auth.authenticate(credentials.credentials)
+        principal = await auth.authenticate(credentials.credentials)
     except Unauthenticated:
-        await container.rate_limits.count_auth_failure(client_ip)
+        await rate_limits.count_auth_failure(client_ip)
         raise
     request.state.principal = principal
     # Every authenticated route is limited here. The middleware adds these header fields to
     # whatever response goes out (streams included); a 429 carries its own.
-    headers = await container.rate_limits.check_principal(principal)
+    headers = await rate_limits.check_principal(principal)
     add_response_headers(request.scope, headers)
     return principal
 
@@ -57,12 +92,12 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 async def limit_auth_attempt(
-    request: Request, container: Container, action: str, email: str
+    request: Request, rate_limits: RateLimitService, action: str, email: str
 ) -> None:
     """Counts one login/register attempt per client IP and per email. The IP is the ASGI
     peer: X-Forwarded-For is not trusted (anyone could rotate it). Raises RateLimited, or
     ServiceUnavailable when the limit store is down (these fail closed)."""
-    headers = await container.rate_limits.check_auth(action, _client_ip(request), email)
+    headers = await rate_limits.check_auth(action, _client_ip(request), email)
     add_response_headers(request.scope, headers)
 
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from agent_api.api.deps import ContainerDep, SessionPrincipal
+from agent_api.api.deps import ApiKeysDep, SessionPrincipal
 from agent_api.api.routers.api_keys_schemas import (
     ApiKeyList,
     ApiKeyOut,
@@ -29,9 +29,9 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
     responses=error_responses(400, 401, 403, 409, 413, 422, 429),
 )
 async def create_api_key(
-    body: CreateApiKeyRequest, principal: SessionPrincipal, container: ContainerDep
+    body: CreateApiKeyRequest, principal: SessionPrincipal, api_keys: ApiKeysDep
 ) -> Envelope[CreatedApiKey]:
-    created = await container.api_keys.create(principal, body.spec())
+    created = await api_keys.create(principal, body.spec())
     return Envelope(
         data=CreatedApiKey(api_key=ApiKeyOut.model_validate(created.api_key), key=created.secret)
     )
@@ -42,10 +42,8 @@ async def create_api_key(
     summary="List your API keys (by prefix; revoked ones included)",
     responses=error_responses(401, 403, 429),
 )
-async def list_api_keys(
-    principal: SessionPrincipal, container: ContainerDep
-) -> Envelope[ApiKeyList]:
-    keys = await container.api_keys.list(principal)
+async def list_api_keys(principal: SessionPrincipal, api_keys: ApiKeysDep) -> Envelope[ApiKeyList]:
+    keys = await api_keys.list(principal)
     return Envelope(data=ApiKeyList(api_keys=[ApiKeyOut.model_validate(key) for key in keys]))
 
 
@@ -58,7 +56,7 @@ async def list_api_keys(
     responses=error_responses(401, 403, 404, 422, 429),
 )
 async def revoke_api_key(
-    key_id: UUID, principal: SessionPrincipal, container: ContainerDep
+    key_id: UUID, principal: SessionPrincipal, api_keys: ApiKeysDep
 ) -> Response:
-    await container.api_keys.revoke(principal, key_id)
+    await api_keys.revoke(principal, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from agent_api.api.deps import (
-    ContainerDep,
+    AuthDep,
     CurrentPrincipal,
+    RateLimitsDep,
     SessionPrincipal,
+    SettingsDep,
     limit_auth_attempt,
 )
 from agent_api.api.routers.auth_schemas import (
@@ -40,10 +42,10 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
     responses=error_responses(400, 403, 409, 413, 422, 429, 503),
 )
 async def register(
-    body: RegisterRequest, request: Request, container: ContainerDep
+    body: RegisterRequest, request: Request, auth: AuthDep, rate_limits: RateLimitsDep
 ) -> Envelope[UserPayload]:
-    await limit_auth_attempt(request, container, "register", body.email)
-    user = await container.auth.sign_up(body.email, body.password, body.name)
+    await limit_auth_attempt(request, rate_limits, "register", body.email)
+    user = await auth.sign_up(body.email, body.password, body.name)
     return Envelope(data=UserPayload(user=UserOut.model_validate(user)))
 
 
@@ -54,10 +56,10 @@ async def register(
     responses=error_responses(400, 401, 413, 422, 429, 503),
 )
 async def login(
-    body: LoginRequest, request: Request, container: ContainerDep
+    body: LoginRequest, request: Request, auth: AuthDep, rate_limits: RateLimitsDep
 ) -> Envelope[TokenPayload]:
-    await limit_auth_attempt(request, container, "login", body.email)
-    pair = await container.auth.login(body.email, body.password)
+    await limit_auth_attempt(request, rate_limits, "login", body.email)
+    pair = await auth.login(body.email, body.password)
     return Envelope(data=TokenPayload.model_validate(pair))
 
 
@@ -68,8 +70,8 @@ async def login(
     "revokes the whole session (401).",
     responses=error_responses(400, 401, 413, 422),
 )
-async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[TokenPayload]:
-    pair = await container.auth.refresh(body.refresh_token)
+async def refresh(body: RefreshRequest, auth: AuthDep) -> Envelope[TokenPayload]:
+    pair = await auth.refresh(body.refresh_token)
     return Envelope(data=TokenPayload.model_validate(pair))
 
 
@@ -81,8 +83,8 @@ async def refresh(body: RefreshRequest, container: ContainerDep) -> Envelope[Tok
     "API keys get 403 (revoke them with `DELETE /v1/api-keys/{id}`).",
     responses=error_responses(401, 403, 429),
 )
-async def logout(principal: CurrentPrincipal, container: ContainerDep) -> Response:
-    await container.auth.logout(principal)
+async def logout(principal: CurrentPrincipal, auth: AuthDep) -> Response:
+    await auth.logout(principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -93,10 +95,8 @@ async def logout(principal: CurrentPrincipal, container: ContainerDep) -> Respon
     "API keys are left alone; they get 403 here.",
     responses=error_responses(401, 403, 429),
 )
-async def logout_all(
-    principal: SessionPrincipal, container: ContainerDep
-) -> Envelope[LogoutAllPayload]:
-    revoked = await container.auth.logout_all(principal)
+async def logout_all(principal: SessionPrincipal, auth: AuthDep) -> Envelope[LogoutAllPayload]:
+    revoked = await auth.logout_all(principal)
     return Envelope(data=LogoutAllPayload(revoked_sessions=revoked))
 
 
@@ -115,11 +115,12 @@ async def change_password(
     body: ChangePasswordRequest,
     request: Request,
     principal: SessionPrincipal,
-    container: ContainerDep,
+    auth: AuthDep,
+    rate_limits: RateLimitsDep,
 ) -> Response:
     # Counted like logins: a stolen access token must not buy a way to guess the password.
-    await limit_auth_attempt(request, container, "password", principal.user.email)
-    await container.auth.change_password(
+    await limit_auth_attempt(request, rate_limits, "password", principal.user.email)
+    await auth.change_password(
         principal,
         body.current_password,
         body.new_password,
@@ -133,8 +134,7 @@ async def change_password(
     summary="The caller and the credential in use",
     responses=error_responses(401, 429),
 )
-async def me(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[MePayload]:
-    settings = container.settings
+async def me(principal: CurrentPrincipal, settings: SettingsDep) -> Envelope[MePayload]:
     credential = CredentialOut.of(
         principal.credential, settings.rate_limit_per_minute, settings.rate_limit_per_day
     )

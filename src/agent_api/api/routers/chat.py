@@ -19,7 +19,7 @@ import structlog
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.deps import ConversationsDep, CurrentPrincipal, ModelsDep
 from agent_api.api.errors import openai_error, openai_error_for
 from agent_api.api.middleware import add_response_headers
 from agent_api.api.routers.openai_schemas import (
@@ -176,12 +176,11 @@ async def chat_completions(
     request: Request,
     body: ChatCompletionRequest,
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    service: ConversationsDep,
     x_conversation_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     conversation_id = _conversation_id(body, x_conversation_id)
     messages = body.chat_messages()
-    service = container.conversations
     if conversation_id is None:
         run = await service.start(principal, messages, model=body.model, stream=body.stream)
     else:
@@ -213,8 +212,8 @@ async def chat_completions(
     response_model=ModelList,
     responses=error_responses(401, 429, openai=True),
 )
-async def list_models(principal: CurrentPrincipal, container: ContainerDep) -> ModelList:
-    visible = container.conversations.models.visible(principal)
+async def list_models(principal: CurrentPrincipal, models: ModelsDep) -> ModelList:
+    visible = models.visible(principal)
     return ModelList(data=[ModelOut(id=m, created=_STARTED, owned_by=OWNED_BY) for m in visible])
 
 
@@ -224,9 +223,7 @@ async def list_models(principal: CurrentPrincipal, container: ContainerDep) -> M
     response_model=ModelOut,
     responses=error_responses(401, 404, 429, openai=True),
 )
-async def get_model(
-    model_id: str, principal: CurrentPrincipal, container: ContainerDep
-) -> ModelOut:
-    if model_id not in container.conversations.models.visible(principal):
+async def get_model(model_id: str, principal: CurrentPrincipal, models: ModelsDep) -> ModelOut:
+    if model_id not in models.visible(principal):
         raise ModelNotFound(f"the model '{model_id}' does not exist")
     return ModelOut(id=model_id, created=_STARTED, owned_by=OWNED_BY)

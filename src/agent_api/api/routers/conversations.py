@@ -12,7 +12,7 @@ import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.deps import ConversationsDep, CurrentPrincipal
 from agent_api.api.middleware import add_response_headers
 from agent_api.api.routers.conversation_schemas import (
     ApproveRequest,
@@ -137,9 +137,9 @@ async def create_conversation(
     request: Request,
     body: CreateConversationRequest,
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    conversations: ConversationsDep,
 ) -> Response:
-    run = await container.conversations.start(
+    run = await conversations.start(
         principal,
         [ChatMessage(role="user", content=body.message)],
         agent_type=body.agent_type,
@@ -157,7 +157,7 @@ async def create_conversation(
 )
 async def list_conversations(
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    conversations: ConversationsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[
         str | None,
@@ -169,7 +169,7 @@ async def list_conversations(
     ] = None,
     status_filter: Annotated[ConversationStatus | None, Query(alias="status")] = None,
 ) -> Envelope[ConversationPageOut]:
-    page, next_cursor = await container.conversations.page(
+    page, next_cursor = await conversations.page(
         principal, limit=limit, cursor=cursor, status=status_filter
     )
     return Envelope(
@@ -185,9 +185,9 @@ async def list_conversations(
     responses=error_responses(401, 404, 422, 429),
 )
 async def get_conversation(
-    conversation_id: UUID, principal: CurrentPrincipal, container: ContainerDep
+    conversation_id: UUID, principal: CurrentPrincipal, conversations: ConversationsDep
 ) -> Envelope[ConversationDetailOut]:
-    view = await container.conversations.get(principal, conversation_id)
+    view = await conversations.get(principal, conversation_id)
     return Envelope(
         data=ConversationDetailOut(
             conversation=ConversationOut.model_validate(view.conversation),
@@ -210,11 +210,9 @@ async def send_message(
     conversation_id: UUID,
     body: SendMessageRequest,
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    conversations: ConversationsDep,
 ) -> Response:
-    run = await container.conversations.send(
-        principal, conversation_id, body.message, stream=body.stream
-    )
+    run = await conversations.send(principal, conversation_id, body.message, stream=body.stream)
     return await _answer(request, run, body.stream, status.HTTP_200_OK)
 
 
@@ -236,7 +234,7 @@ async def approve(
     conversation_id: UUID,
     body: ApproveRequest,
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    conversations: ConversationsDep,
 ) -> Response:
     decision = ApprovalRequest(
         approved=body.approved,
@@ -244,9 +242,7 @@ async def approve(
         tool_call_ids=tuple(body.tool_call_ids) if body.tool_call_ids else None,
         arguments=body.arguments or {},
     )
-    run = await container.conversations.approve(
-        principal, conversation_id, decision, stream=body.stream
-    )
+    run = await conversations.approve(principal, conversation_id, decision, stream=body.stream)
     return await _answer(request, run, body.stream, status.HTTP_200_OK)
 
 
@@ -257,7 +253,7 @@ async def approve(
     responses=error_responses(401, 404, 422, 429),
 )
 async def delete_conversation(
-    conversation_id: UUID, principal: CurrentPrincipal, container: ContainerDep
+    conversation_id: UUID, principal: CurrentPrincipal, conversations: ConversationsDep
 ) -> Response:
-    await container.conversations.delete(principal, conversation_id)
+    await conversations.delete(principal, conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.deps import CurrentPrincipal, ToolsDep
 from agent_api.api.routers.tools_schemas import (
     BatchOut,
     ExecutionOut,
@@ -69,8 +69,7 @@ _APPROVAL_REQUIRED = (
     "Tools outside an API key's `allowed_tools` are not listed.",
     responses=error_responses(401, 429),
 )
-async def list_tools(principal: CurrentPrincipal, container: ContainerDep) -> Envelope[ToolList]:
-    tools = container.tools
+async def list_tools(principal: CurrentPrincipal, tools: ToolsDep) -> Envelope[ToolList]:
     listed = [
         ToolDefinitionOut(
             function=ToolFunctionOut(
@@ -133,9 +132,9 @@ async def execute_tool(
         ),
     ],
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    tools: ToolsDep,
 ) -> Envelope[ExecutionOut]:
-    outcome = await container.tools.execute(principal, call.to_call())
+    outcome = await tools.execute(principal, call.to_call())
     return Envelope(data=ExecutionOut.model_validate(outcome))
 
 
@@ -182,7 +181,7 @@ async def execute_batch(
         ),
     ],
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    tools: ToolsDep,
 ) -> Envelope[BatchOut]:
-    outcomes = await container.tools.run_many(principal, [call.to_call() for call in calls])
+    outcomes = await tools.run_many(principal, [call.to_call() for call in calls])
     return Envelope(data=BatchOut.of(outcomes))

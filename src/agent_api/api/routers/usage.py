@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from agent_api.api.deps import ContainerDep, CurrentPrincipal
+from agent_api.api.deps import CurrentPrincipal, UsageDep
 from agent_api.api.routers.usage_schemas import UsageGroup, UsagePayload, UsageTotals
 from agent_api.api.schemas import Envelope, error_responses
 from agent_api.application.ports import UsageGrouping
@@ -26,12 +26,12 @@ router = APIRouter(prefix="/v1/usage", tags=["usage"])
 )
 async def get_usage(
     principal: CurrentPrincipal,
-    container: ContainerDep,
+    usage: UsageDep,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: Annotated[datetime | None, Query()] = None,
     group_by: Annotated[UsageGrouping, Query()] = "day",
 ) -> Envelope[UsagePayload]:
-    report = await container.usage.report(principal, from_, to, group_by)
+    report = await usage.report(principal, from_, to, group_by)
     return Envelope(
         data=UsagePayload(
             from_=report.start,
