@@ -67,6 +67,9 @@ async def crash(server_pg_url: str, stub: StubLLM) -> AsyncIterator[Crash]:
         "AGENT_RUN_LEASE": f"{LEASE:g}s",
         "TOOLS_REQUIRING_APPROVAL": "calculator",
         "RATE_LIMIT_PER_MINUTE": "100000",
+        # Concurrent approvals race for the conversation's claim, not for run slots.
+        "MAX_CONCURRENT_RUNS_PER_KEY": "100",
+        "MAX_CONCURRENT_RUNS_PER_USER": "100",
     }
     stub.reset()
     with server_process(env) as (first, base_url):

@@ -65,6 +65,9 @@ def server(server_pg_url: str, upstream: Upstream) -> Iterator[str]:
         "LLM_TIMEOUT": f"{LLM_TIMEOUT:g}s",
         "LLM_MAX_RETRIES": "2",  # retries never extend the time limit
         "RATE_LIMIT_PER_MINUTE": "100000",
+        # CONCURRENT runs of one session at once, above the default cap on concurrent runs.
+        "MAX_CONCURRENT_RUNS_PER_KEY": "100",
+        "MAX_CONCURRENT_RUNS_PER_USER": "100",
     }
     with server_process(env) as (_, base_url):
         yield base_url
