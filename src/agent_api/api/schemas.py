@@ -4,8 +4,6 @@ their router."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
@@ -13,38 +11,12 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agent_api.domain.credentials import Credential
+from agent_api.domain.text import first_unstorable
 
 T = TypeVar("T")
 
 # Model names, tool names and tool call ids are stored in columns of this many characters.
 IDENTIFIER_MAX_LENGTH = 100
-
-# What no database here can store: NUL (PostgreSQL text and JSONB refuse it) and lone UTF-16
-# surrogates (JSON's `\ud800` escapes decode to them; they cannot be encoded as UTF-8).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string in `value` (list items, dict keys and values, recursively) with its path.
-    Nested request models are skipped: they check their own fields."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key, f"{path} (key)")
-            yield from _strings(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple | set | frozenset):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}.{index}")
-
-
-def unstorable_text(value: Any, path: str) -> str | None:
-    """The path of the first string in `value` holding a character no database can store
-    (NUL or a lone surrogate), or None when every string is storable."""
-    for where, text in _strings(value, path):
-        if _UNSTORABLE.search(text):
-            return where
-    return None
 
 
 class RequestModel(BaseModel):
@@ -57,7 +29,7 @@ class RequestModel(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _storable_text(cls, value: Any, info: ValidationInfo) -> Any:
-        where = unstorable_text(value, info.field_name or "value")
+        where = first_unstorable(value, info.field_name or "value")
         if where is not None:
             raise ValueError(
                 f"{where} contains a character that cannot be stored "

@@ -4,18 +4,16 @@ tool's JSON schema, with errors that name the offending field."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from jsonschema import ValidationError
 from jsonschema.protocols import Validator
 
 from agent_api.domain.errors import InvalidArguments
+from agent_api.domain.text import first_unstorable
 
 MAX_SHOWN = 80  # characters of a client's value quoted back in a message
 MAX_RECORDED_RAW_ARGUMENTS = 10_000  # characters of undecodable arguments kept for the audit
-# NUL (which PostgreSQL refuses in text and JSONB) and lone surrogates (not UTF-8 at all).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -63,42 +61,14 @@ def recordable(raw: Any) -> Any:
 def check_storable(args: dict[str, Any]) -> None:
     """Raises InvalidArguments naming the first key or string value holding a character the
     audit table cannot store (NUL, or a lone surrogate): such a call is refused, not run."""
-    # The JSON text is scanned first (no recursion, no cost in the common case); the walk
-    # that names the field runs only when something is there.
-    text = json.dumps(args, ensure_ascii=False)
-    if "\\u0000" not in text and not _UNSTORABLE.search(text):
-        return
-    try:
-        field = _unstorable_field(args, "")
-    except RecursionError:
-        field = "(arguments)"
+    field = first_unstorable(args, "")
     if field is not None:
         message = "must not hold NUL characters or lone surrogates"
         raise InvalidArguments(
-            f"invalid arguments: {field} {message}",
+            f"invalid arguments: {field or '(arguments)'} {message}",
             param=field,
             details=[{"field": field, "message": message}],
         )
-
-
-def _unstorable_field(value: Any, path: str) -> str | None:
-    if isinstance(value, str):
-        return (path or "(arguments)") if _UNSTORABLE.search(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if _UNSTORABLE.search(str(key)):
-                # The key itself is the problem: name it without the bad characters.
-                return _UNSTORABLE.sub("\ufffd", here)
-            found = _unstorable_field(item, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _unstorable_field(item, f"{path}.{index}" if path else str(index))
-            if found is not None:
-                return found
-    return None
 
 
 def _json_type(value: Any) -> str:

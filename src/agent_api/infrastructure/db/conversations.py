@@ -11,7 +11,6 @@ storable instead (see `storable` and `fit`).
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -32,29 +31,15 @@ from agent_api.domain.conversations import (
     Message,
     PendingToolCall,
 )
+from agent_api.domain.text import storable
 from agent_api.infrastructure.db.database import Database
 from agent_api.infrastructure.db.schema import conversations, messages, tool_executions
 
 _live = conversations.c.deleted_at.is_(None)
 
-# NUL (PostgreSQL text and JSONB refuse it) and lone surrogates (not encodable as UTF-8).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_REPLACEMENT = "\ufffd"
 _NAME_LENGTH: int = messages.c.name.type.length  # type: ignore[attr-defined]
 _CALL_ID_LENGTH: int = messages.c.tool_call_id.type.length  # type: ignore[attr-defined]
 _MODEL_LENGTH: int = messages.c.model.type.length  # type: ignore[attr-defined]
-
-
-def storable(value: Any) -> Any:
-    """`value` with every NUL and lone surrogate replaced by U+FFFD, in strings, list items
-    and dict keys and values alike (other values unchanged)."""
-    if isinstance(value, str):
-        return _UNSTORABLE.sub(_REPLACEMENT, value)
-    if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [storable(item) for item in value]
-    return value
 
 
 @overload

@@ -12,13 +12,12 @@ become U+FFFD, so recording a call never fails because of its content.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import insert, null, select, update
 
+from agent_api.domain.text import storable
 from agent_api.domain.tool_executions import (
     ApprovalDecision,
     ToolExecution,
@@ -56,27 +55,6 @@ def tool_execution_from_row(row: Any) -> ToolExecution:
         created_at=row.created_at,
         completed_at=row.completed_at,
     )
-
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-# In JSON text (written without ASCII escaping): a `\u0000` escape not itself escaped.
-_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
-REPLACEMENT = "\ufffd"
-
-
-def storable(value: Any) -> Any:
-    """`value` (text or a JSON document) with every NUL and lone surrogate, in strings and
-    in object keys, replaced by U+FFFD. Unchanged (the same object) when there is none.
-    Works on the JSON text, so that a deeply nested document costs no Python recursion."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return _UNSTORABLE.sub(REPLACEMENT, value)
-    text = json.dumps(value, ensure_ascii=False)
-    if "\\u0000" not in text and not _UNSTORABLE.search(text):
-        return value
-    text = _NUL_ESCAPE.sub(lambda m: m.group(1) + REPLACEMENT, _UNSTORABLE.sub(REPLACEMENT, text))
-    return json.loads(text)
 
 
 def _json(value: Any) -> Any:
