@@ -30,15 +30,10 @@ from agent_api.application.agent.events import (
     MessageStored,
     RunFinished,
 )
-from agent_api.application.agent.graph import (
-    AgentGraph,
-    AgentState,
-    AgentTools,
-    RunContext,
-    recursion_limit,
-)
+from agent_api.application.agent.graph import AgentGraph, recursion_limit
 from agent_api.application.agent.recorder import ConversationRecorder
 from agent_api.application.agent.router import resolve_agent
+from agent_api.application.agent.state import AgentState, AgentTools, RunContext
 from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import ConversationRepository, UsageRepository
 from agent_api.application.run_slots import RunSlot, RunSlotService
