@@ -33,6 +33,7 @@ from agent_api.domain.conversations import (
     ConversationStatus,
     DecidedToolCall,
     Message,
+    NewMessage,
     make_title,
     repair_history,
 )
@@ -129,8 +130,8 @@ class ConversationService:
             run = Run(self._engine, *await self._claim(principal, conversation_id), slot)
         async with run.preparing(on_failure=ConversationStatus.ACTIVE):
             model = self._models.resolve(principal, model or run.conversation.model)
-            user = await self._repo.append_message(
-                conversation_id, "user", self._now(), content=message
+            user = await self._repo.append(
+                NewMessage(conversation_id, "user", self._now(), content=message)
             )
             history = await self._history(conversation_id)
         plan = self._plan(principal, run, stream, [user], history, message, model=model)
@@ -198,18 +199,23 @@ class ConversationService:
     async def _decide(
         self, principal: Principal, conversation_id: UUID, request: ApprovalRequest
     ) -> tuple[Conversation, UUID, list[DecidedToolCall]]:
-        """Checks the caller's rights, then claims the conversation with the decision."""
+        """Checks the caller's rights, decides the pending calls (`ApprovalRequest.decide`,
+        which raises InvalidRequest for a bad decision), then claims the conversation with the
+        decision, atomically: of concurrent approvals one wins."""
         current = await self._repo.get(conversation_id, principal.user.id)
         if current is None:
             raise NotFound("conversation not found")
         principal.credential.require_model(current.model)
         pending = await self._repo.pending_approvals(conversation_id)
         principal.credential.require_approval_rights(call.name for call in pending)
+        if current.status is not ConversationStatus.PENDING_APPROVAL:
+            raise NotPendingApproval()
+        decided = request.decide(pending)
         run_id = uuid.uuid4()
-        decided = await self._repo.claim_approval(
-            conversation_id, principal.user.id, run_id, request, self._now(), self._lease
+        applied = await self._repo.apply_decision(
+            conversation_id, principal.user.id, run_id, decided, self._now(), self._lease
         )
-        if decided is None:
+        if not applied:
             raise NotPendingApproval()
         # What the claim just wrote; no need to read it back.
         conversation = replace(current, status=ConversationStatus.RUNNING, run_id=run_id)
@@ -217,13 +223,15 @@ class ConversationService:
 
     async def _append_rejection(self, conversation_id: UUID, item: DecidedToolCall) -> Message:
         reason = item.decision.reason or "no reason given"
-        return await self._repo.append_message(
-            conversation_id,
-            "tool",
-            self._now(),
-            content=json.dumps({"error": f"rejected by the user: {reason}"}),
-            tool_call_id=item.pending.tool_call_id,
-            name=item.pending.name,
+        return await self._repo.append(
+            NewMessage(
+                conversation_id,
+                "tool",
+                self._now(),
+                content=json.dumps({"error": f"rejected by the user: {reason}"}),
+                tool_call_id=item.pending.tool_call_id,
+                name=item.pending.name,
+            )
         )
 
     async def _take_slot(self, principal: Principal) -> RunSlot:
@@ -236,15 +244,7 @@ class ConversationService:
         self, conversation_id: UUID, history: Sequence[ChatMessage]
     ) -> list[Message]:
         return [
-            await self._repo.append_message(
-                conversation_id,
-                message.role,
-                self._now(),
-                content=message.content,
-                tool_calls=message.tool_calls,
-                tool_call_id=message.tool_call_id,
-                name=message.name,
-            )
+            await self._repo.append(NewMessage.of_chat(conversation_id, message, self._now()))
             for message in history
         ]
 

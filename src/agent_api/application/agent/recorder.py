@@ -11,7 +11,7 @@ from uuid import UUID
 
 from agent_api.application.ports import ConversationRepository, UsageRepository
 from agent_api.domain.chat import ChatResult, ToolCall
-from agent_api.domain.conversations import Message, PendingToolCall
+from agent_api.domain.conversations import Message, NewMessage, PendingToolCall
 from agent_api.domain.credentials import Principal
 from agent_api.tools.outcome import ToolOutcome
 
@@ -47,17 +47,19 @@ class ConversationRecorder:
         *,
         context_dropped: int = 0,
     ) -> Message:
-        message = await self._repo.append_message(
-            self._conversation_id,
-            "assistant",
-            self._now(),
-            content=result.message.content,
-            tool_calls=calls,
-            model=result.model,
-            usage=result.usage,
-            latency_ms=latency_ms,
-            is_complete=complete,
-            context_dropped=context_dropped,
+        message = await self._repo.append(
+            NewMessage(
+                self._conversation_id,
+                "assistant",
+                self._now(),
+                content=result.message.content,
+                tool_calls=tuple(calls),
+                model=result.model,
+                usage=result.usage,
+                latency_ms=latency_ms,
+                is_complete=complete,
+                context_dropped=context_dropped,
+            )
         )
         await self._usage.record(
             self._principal.user.id,
@@ -70,13 +72,15 @@ class ConversationRecorder:
         return message
 
     async def tool_result(self, outcome: ToolOutcome) -> Message:
-        return await self._repo.append_message(
-            self._conversation_id,
-            "tool",
-            self._now(),
-            content=json.dumps(for_model(outcome), ensure_ascii=False, default=str),
-            tool_call_id=outcome.tool_call_id,
-            name=outcome.name,
+        return await self._repo.append(
+            NewMessage(
+                self._conversation_id,
+                "tool",
+                self._now(),
+                content=json.dumps(for_model(outcome), ensure_ascii=False, default=str),
+                tool_call_id=outcome.tool_call_id,
+                name=outcome.name,
+            )
         )
 
     async def request_approval(
