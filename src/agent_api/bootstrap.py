@@ -235,7 +235,7 @@ async def build(
         models = ModelCatalog(settings.offered_models, settings.llm_default_model)
         tools = tool_executor(settings, db, metrics, clock, web_search, extra_tools)
         conversations = conversation_service(
-            settings, db, chat_model, metrics, tools, models, usage_records, run_slots, clock
+            settings, db, chat_model, metrics, tools, models, run_slots, clock
         )
         _start_sweeper(stack, conversations, settings)
         yield Container(

@@ -21,7 +21,6 @@ from agent_api.application.ports import (
     PasswordHasher,
     RateLimiter,
     RunSlots,
-    UsageRepository,
 )
 from agent_api.application.rate_limits import AuthLimits, RateLimitService
 from agent_api.application.run_slots import RunSlotService
@@ -173,7 +172,6 @@ def conversation_service(
     metrics: Metrics,
     tools: ToolExecutor,
     models: ModelCatalog,
-    usage_records: UsageRepository,
     run_slots: RunSlots,
     clock: Clock,
 ) -> ConversationService:
@@ -191,7 +189,6 @@ def conversation_service(
         graph,
         tools.specs_for,
         models,
-        usage_records,
         clock=clock,
         max_iterations=settings.agent_max_iterations,
         lease=settings.agent_run_lease,

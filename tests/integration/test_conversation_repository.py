@@ -25,7 +25,7 @@ from agent_api.domain.errors import InvalidRequest
 from agent_api.domain.users import Role, User
 from agent_api.infrastructure.db.conversations import SqlConversationRepository
 from agent_api.infrastructure.db.database import Database
-from agent_api.infrastructure.db.schema import tool_executions, users
+from agent_api.infrastructure.db.schema import llm_usage, tool_executions, users
 from agent_api.infrastructure.db.tool_executions import SqlToolExecutionRepository
 from agent_api.infrastructure.db.users import SqlUserRepository
 
@@ -209,3 +209,21 @@ async def test_a_bad_decision_changes_nothing(real_db: Database) -> None:
     assert still is not None
     assert still.status is ConversationStatus.PENDING_APPROVAL
     assert len(await repo.pending_approvals(conv.id)) == 1
+
+
+async def test_an_answer_and_its_usage_are_stored_together(db: Database) -> None:
+    repo = SqlConversationRepository(db)
+    user = await make_user(db)
+    conv = conversation(user)
+    await repo.create(conv)
+    answer = NewMessage(conv.id, "assistant", NOW, content="ok", model="m", usage=Usage(7, 3))
+    await repo.append_answer(answer, user.id, None)
+    missing = replace(answer, conversation_id=uuid.uuid4())
+    with pytest.raises(Exception):  # noqa: B017, PT011 (whatever the store raises)
+        await repo.append_answer(missing, user.id, None)
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(llm_usage))).all()
+    assert [(r.conversation_id, r.model, r.prompt_tokens, r.completion_tokens) for r in rows] == [
+        (conv.id, "m", 7, 3)
+    ]
+    assert [m.content for m in await repo.messages(conv.id)] == ["ok"]

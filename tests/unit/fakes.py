@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from agent_api.application.ports import UsageBucket, UsageGrouping
 from agent_api.domain.api_keys import ApiKey
 from agent_api.domain.chat import ChatMessage, ToolCall, ToolSpec
 from agent_api.domain.conversations import (
@@ -259,6 +258,8 @@ class FakeConversationRepository:
         self.stored: dict[UUID, list[Message]] = {}
         self.pending: dict[UUID, list[PendingToolCall]] = {}
         self.decisions: list[DecidedToolCall] = []
+        # (model, prompt tokens, completion tokens) recorded with each answer
+        self.usage: list[tuple[str, int, int]] = []
         self.fail_on_append: Exception | None = None
 
     async def create(self, conversation: Conversation) -> None:
@@ -394,6 +395,15 @@ class FakeConversationRepository:
         self.stored[message.conversation_id].append(stored)
         return stored
 
+    async def append_answer(
+        self, message: NewMessage, user_id: UUID, api_key_id: UUID | None
+    ) -> Message:
+        stored = await self.append(message)
+        self.usage.append(
+            (message.model or "", message.usage.prompt_tokens, message.usage.completion_tokens)
+        )
+        return stored
+
     async def messages(self, conversation_id: UUID) -> list[Message]:
         return list(self.stored.get(conversation_id, []))
 
@@ -425,34 +435,3 @@ class FakeConversationRepository:
         ]
         self.pending[conversation_id].extend(added)
         return added
-
-
-class FakeUsageRepository:
-    """Keeps the recorded (model, prompt, completion) tokens."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, int, int]] = []
-
-    async def record(
-        self,
-        user_id: UUID,
-        api_key_id: UUID | None,
-        conversation_id: UUID | None,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        *,
-        at: datetime | None = None,
-    ) -> None:
-        self.records.append((model, prompt_tokens, completion_tokens))
-
-    async def summarize(
-        self,
-        user_id: UUID,
-        start: datetime,
-        end: datetime,
-        group_by: UsageGrouping,
-        *,
-        api_key_id: UUID | None = None,
-    ) -> list[UsageBucket]:
-        raise NotImplementedError("not needed by the tests that use this fake")

@@ -27,7 +27,7 @@ from agent_api.domain.errors import (
 )
 from agent_api.domain.users import Role, User
 from tests.unit.agent_fakes import FakeTools, ScriptedChatModel, calls, text
-from tests.unit.fakes import FakeConversationRepository, FakeRunSlots, FakeUsageRepository
+from tests.unit.fakes import FakeConversationRepository, FakeRunSlots
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PRINCIPAL = Principal(
@@ -47,7 +47,6 @@ class Harness:
     def __init__(self, *results: ChatResult, chat: ScriptedChatModel | None = None) -> None:
         self.repo = FakeConversationRepository()
         self.tools = FakeTools()
-        self.usage = FakeUsageRepository()
         self.slots = FakeRunSlots()
         chat = chat or ScriptedChatModel(*results)
         self.service = ConversationService(
@@ -55,7 +54,6 @@ class Harness:
             build_agent_graph(chat, self.tools, 3, 2),
             lambda principal: (ToolSpec("calculator", "math", {"type": "object"}),),
             ModelCatalog(["fake"], "fake"),
-            self.usage,
             clock=lambda: NOW,
             max_iterations=3,
             lease=timedelta(seconds=60),
@@ -87,7 +85,7 @@ async def test_start_answers_and_hands_the_conversation_back() -> None:
     assert finished.finish_reason == "stop"
     assert h.status(finished.conversation.id) is ConversationStatus.ACTIVE
     assert h.roles(finished.conversation.id) == ["user", "assistant"]
-    assert h.usage.records == [("fake", 10, 5)]
+    assert h.repo.usage == [("fake", 10, 5)]
     assert h.slots_free()
 
 

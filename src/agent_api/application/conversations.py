@@ -22,7 +22,7 @@ from agent_api.application.agent.graph import AgentGraph
 from agent_api.application.agent.recorder import ConversationRecorder
 from agent_api.application.agent.state import AgentState, RunContext
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import ConversationRepository, UsageRepository
+from agent_api.application.ports import ConversationRepository
 from agent_api.application.run_slots import RunSlot, RunSlotService
 from agent_api.application.runs import Run, RunEngine, RunPlan
 from agent_api.domain.chat import ChatMessage, ToolSpec
@@ -55,7 +55,6 @@ class ConversationService:
         graph: AgentGraph,
         tool_specs: Callable[[Principal], tuple[ToolSpec, ...]],
         models: ModelCatalog,
-        usage: UsageRepository,
         clock: Callable[[], datetime],
         max_iterations: int,
         lease: timedelta = timedelta(seconds=60),
@@ -66,7 +65,6 @@ class ConversationService:
         self._engine = RunEngine(graph, repo, clock, lease, max_iterations)
         self._tool_specs = tool_specs
         self._models = models
-        self._usage = usage
         self._now = clock
         self._lease = lease
 
@@ -268,9 +266,7 @@ class ConversationService:
     ) -> RunPlan:
         """The graph's context and initial state."""
         conversation = run.conversation
-        recorder = ConversationRecorder(
-            self._repo, self._usage, principal, conversation.id, self._now
-        )
+        recorder = ConversationRecorder(self._repo, principal, conversation.id, self._now)
         context = RunContext(
             principal=principal,
             conversation_id=conversation.id,

@@ -246,6 +246,12 @@ class ConversationRepository(Protocol):
         returns it as stored (labels too long for the store are shortened, text it cannot hold
         replaced)."""
 
+    async def append_answer(
+        self, message: NewMessage, user_id: UUID, api_key_id: UUID | None
+    ) -> Message:
+        """`append` an LLM answer and record its tokens (`message.usage`, `message.model`) as
+        the usage of `user_id` through `api_key_id`, atomically: both or neither."""
+
     async def messages(self, conversation_id: UUID) -> list[Message]: ...
 
     async def pending_approvals(self, conversation_id: UUID) -> list[PendingToolCall]: ...

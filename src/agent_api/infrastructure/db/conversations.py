@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 from uuid import UUID
 
@@ -33,7 +33,7 @@ from agent_api.domain.conversations import (
 )
 from agent_api.domain.text import storable
 from agent_api.infrastructure.db.database import Database
-from agent_api.infrastructure.db.schema import conversations, messages, tool_executions
+from agent_api.infrastructure.db.schema import conversations, llm_usage, messages, tool_executions
 
 _live = conversations.c.deleted_at.is_(None)
 
@@ -323,47 +323,75 @@ class SqlConversationRepository:
         rather than refusing, because these values come from the model: refusing would fail
         the whole run for a value that is only a label, and the model never needs to quote a
         stored id back verbatim."""
-        m, usage, now = message, message.usage, message.created_at
         async with self._db.transaction() as conn:
-            # The counter update hands out the sequence number: one statement, no race.
-            counted = await conn.execute(
-                update(conversations)
-                .where(conversations.c.id == m.conversation_id)
-                .values(
-                    message_count=conversations.c.message_count + 1,
-                    tool_call_count=conversations.c.tool_call_count + len(m.tool_calls),
-                    prompt_tokens=conversations.c.prompt_tokens + usage.prompt_tokens,
-                    completion_tokens=conversations.c.completion_tokens + usage.completion_tokens,
-                    total_tokens=conversations.c.total_tokens + usage.total_tokens,
-                    last_message_at=now,
-                    updated_at=now,
+            return await self._append(conn, message)
+
+    async def append_answer(
+        self, message: NewMessage, user_id: UUID, api_key_id: UUID | None
+    ) -> Message:
+        """`append`, and the answer's tokens recorded as the usage of `user_id` (through
+        `api_key_id`), in one transaction: both or neither."""
+        usage = message.usage
+        if usage.prompt_tokens < 0 or usage.completion_tokens < 0:
+            raise ValueError("token counts cannot be negative")
+        async with self._db.transaction() as conn:
+            stored = await self._append(conn, message)
+            await conn.execute(
+                insert(llm_usage).values(
+                    id=uuid.uuid4(),
+                    user_id=user_id,
+                    api_key_id=api_key_id,
+                    conversation_id=message.conversation_id,
+                    model=message.model or "",
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    total_tokens=usage.prompt_tokens + usage.completion_tokens,
+                    created_at=datetime.now(UTC),
                 )
-                .returning(conversations.c.message_count)
             )
-            seq = counted.scalar_one()
-            row = (
-                await conn.execute(
-                    insert(messages)
-                    .values(
-                        id=uuid.uuid4(),
-                        conversation_id=m.conversation_id,
-                        seq=seq,
-                        role=m.role,
-                        content=storable(m.content),
-                        name=fit(m.name, _NAME_LENGTH),
-                        tool_calls=_wire_calls(m.tool_calls),
-                        tool_call_id=fit(m.tool_call_id, _CALL_ID_LENGTH),
-                        model=fit(m.model, _MODEL_LENGTH),
-                        prompt_tokens=usage.prompt_tokens,
-                        completion_tokens=usage.completion_tokens,
-                        latency_ms=m.latency_ms,
-                        is_complete=m.is_complete,
-                        context_dropped=m.context_dropped,
-                        created_at=now,
-                    )
-                    .returning(*messages.c)
+        return stored
+
+    async def _append(self, conn: AsyncConnection, message: NewMessage) -> Message:
+        m, usage, now = message, message.usage, message.created_at
+        # The counter update hands out the sequence number: one statement, no race.
+        counted = await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == m.conversation_id)
+            .values(
+                message_count=conversations.c.message_count + 1,
+                tool_call_count=conversations.c.tool_call_count + len(m.tool_calls),
+                prompt_tokens=conversations.c.prompt_tokens + usage.prompt_tokens,
+                completion_tokens=conversations.c.completion_tokens + usage.completion_tokens,
+                total_tokens=conversations.c.total_tokens + usage.total_tokens,
+                last_message_at=now,
+                updated_at=now,
+            )
+            .returning(conversations.c.message_count)
+        )
+        seq = counted.scalar_one()
+        row = (
+            await conn.execute(
+                insert(messages)
+                .values(
+                    id=uuid.uuid4(),
+                    conversation_id=m.conversation_id,
+                    seq=seq,
+                    role=m.role,
+                    content=storable(m.content),
+                    name=fit(m.name, _NAME_LENGTH),
+                    tool_calls=_wire_calls(m.tool_calls),
+                    tool_call_id=fit(m.tool_call_id, _CALL_ID_LENGTH),
+                    model=fit(m.model, _MODEL_LENGTH),
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    latency_ms=m.latency_ms,
+                    is_complete=m.is_complete,
+                    context_dropped=m.context_dropped,
+                    created_at=now,
                 )
-            ).one()
+                .returning(*messages.c)
+            )
+        ).one()
         return _message(row)
 
     async def messages(self, conversation_id: UUID) -> list[Message]:
