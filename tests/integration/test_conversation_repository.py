@@ -222,7 +222,7 @@ async def test_an_answer_and_its_usage_are_stored_together(db: Database) -> None
     with pytest.raises(Exception):  # noqa: B017, PT011 (whatever the store raises)
         await repo.append_answer(missing, user.id, None)
     async with db.connect() as conn:
-        rows = (await conn.execute(select(llm_usage))).all()
+        rows = (await conn.execute(select(llm_usage).where(llm_usage.c.user_id == user.id))).all()
     assert [(r.conversation_id, r.model, r.prompt_tokens, r.completion_tokens) for r in rows] == [
         (conv.id, "m", 7, 3)
     ]
