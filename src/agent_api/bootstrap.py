@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_api.application.api_keys import ApiKeyService
 from agent_api.application.auth import AuthService, utcnow
+from agent_api.application.conversation_queries import ConversationReader
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import (
@@ -45,6 +46,7 @@ from agent_api.services import (
     Clock,
     api_key_service,
     auth_service,
+    conversation_reader,
     conversation_service,
     rate_limit_service,
     tool_executor,
@@ -76,6 +78,7 @@ class Container:
     # Runs, checks and records every tool call; `tools.registry` lists the tools.
     tools: ToolExecutor
     conversations: ConversationService
+    conversation_reader: ConversationReader
 
 
 class _Closeable(Protocol):
@@ -232,7 +235,7 @@ async def build(
         models = ModelCatalog(settings.offered_models, settings.llm_default_model)
         tools = tool_executor(settings, db, metrics, clock, web_search, extra_tools)
         conversations = conversation_service(
-            settings, db, chat_model, metrics, tools, models, usage_records, run_slots, clock
+            settings, db, chat_model, metrics, tools, models, run_slots, clock
         )
         _start_sweeper(stack, conversations, settings)
         yield Container(
@@ -249,4 +252,5 @@ async def build(
             models=models,
             tools=tools,
             conversations=conversations,
+            conversation_reader=conversation_reader(db, clock),
         )

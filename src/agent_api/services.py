@@ -13,6 +13,7 @@ from agent_api.application.agent.context import ContextWindow
 from agent_api.application.agent.graph import build_agent_graph
 from agent_api.application.api_keys import ApiKeyService, KeyPolicy
 from agent_api.application.auth import AuthService
+from agent_api.application.conversation_queries import ConversationReader
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import (
@@ -20,7 +21,6 @@ from agent_api.application.ports import (
     PasswordHasher,
     RateLimiter,
     RunSlots,
-    UsageRepository,
 )
 from agent_api.application.rate_limits import AuthLimits, RateLimitService
 from agent_api.application.run_slots import RunSlotService
@@ -160,6 +160,11 @@ def run_slot_service(settings: Settings, slots: RunSlots, metrics: Metrics) -> R
     )
 
 
+def conversation_reader(db: Database, clock: Clock) -> ConversationReader:
+    """What the conversation routes read (and delete) outside a run."""
+    return ConversationReader(SqlConversationRepository(db), clock)
+
+
 def conversation_service(
     settings: Settings,
     db: Database,
@@ -167,7 +172,6 @@ def conversation_service(
     metrics: Metrics,
     tools: ToolExecutor,
     models: ModelCatalog,
-    usage_records: UsageRepository,
     run_slots: RunSlots,
     clock: Clock,
 ) -> ConversationService:
@@ -183,10 +187,8 @@ def conversation_service(
     return ConversationService(
         SqlConversationRepository(db),
         graph,
-        tools,
         tools.specs_for,
         models,
-        usage_records,
         clock=clock,
         max_iterations=settings.agent_max_iterations,
         lease=settings.agent_run_lease,

@@ -19,12 +19,13 @@ from agent_api.domain.conversations import (
     ApprovalRequest,
     Conversation,
     ConversationStatus,
+    NewMessage,
 )
 from agent_api.domain.errors import InvalidRequest
 from agent_api.domain.users import Role, User
 from agent_api.infrastructure.db.conversations import SqlConversationRepository
 from agent_api.infrastructure.db.database import Database
-from agent_api.infrastructure.db.schema import tool_executions, users
+from agent_api.infrastructure.db.schema import llm_usage, tool_executions, users
 from agent_api.infrastructure.db.tool_executions import SqlToolExecutionRepository
 from agent_api.infrastructure.db.users import SqlUserRepository
 
@@ -70,11 +71,11 @@ async def test_messages_get_sequence_numbers_and_update_counters(db: Database) -
     user = await make_user(db)
     conv = conversation(user)
     await repo.create(conv)
-    await repo.append_message(conv.id, "user", NOW, content="hi")
+    await repo.append(NewMessage(conv.id, "user", NOW, content="hi"))
     call = ToolCall("c1", "calculator", '{"expression": "1+1"}')
-    await repo.append_message(conv.id, "assistant", NOW, tool_calls=[call], usage=Usage(7, 3))
-    await repo.append_message(
-        conv.id, "tool", NOW, content="2", tool_call_id="c1", name="calculator"
+    await repo.append(NewMessage(conv.id, "assistant", NOW, tool_calls=(call,), usage=Usage(7, 3)))
+    await repo.append(
+        NewMessage(conv.id, "tool", NOW, content="2", tool_call_id="c1", name="calculator")
     )
     stored = await repo.messages(conv.id)
     assert [(m.seq, m.role) for m in stored] == [(1, "user"), (2, "assistant"), (3, "tool")]
@@ -89,9 +90,9 @@ async def test_an_answer_keeps_how_much_context_it_was_written_without(db: Datab
     user = await make_user(db)
     conv = conversation(user)
     await repo.create(conv)
-    await repo.append_message(conv.id, "user", NOW, content="hi")
-    written = await repo.append_message(
-        conv.id, "assistant", NOW, content="ok", usage=Usage(7, 3), context_dropped=12
+    await repo.append(NewMessage(conv.id, "user", NOW, content="hi"))
+    written = await repo.append(
+        NewMessage(conv.id, "assistant", NOW, content="ok", usage=Usage(7, 3), context_dropped=12)
     )
     assert written.context_dropped == 12
     stored = await repo.messages(conv.id)
@@ -164,15 +165,16 @@ async def test_concurrent_approvals_have_one_winner_and_the_call_starts_once(
     )
     assert [p.tool_call_id for p in await repo.pending_approvals(conv.id)] == ["c1"]
     request = ApprovalRequest(approved=True, arguments={"c1": {"path": "y"}})
+    decided = request.decide(await repo.pending_approvals(conv.id))
     results = await asyncio.gather(
         *(
-            repo.claim_approval(conv.id, user.id, uuid.uuid4(), request, NOW, LEASE)
+            repo.apply_decision(conv.id, user.id, uuid.uuid4(), decided, NOW, LEASE)
             for _ in range(20)
         )
     )
-    winners = [r for r in results if r is not None]
+    winners = [r for r in results if r]
     assert len(winners) == 1
-    assert winners[0][0].effective_arguments == {"path": "y"}
+    assert decided[0].effective_arguments == {"path": "y"}
     assert await repo.pending_approvals(conv.id) == []
     executions = SqlToolExecutionRepository(real_db)
     claims = await asyncio.gather(
@@ -202,15 +204,26 @@ async def test_a_bad_decision_changes_nothing(real_db: Database) -> None:
         conv.id, user.id, None, None, [(ToolCall("c1", "t", "{}"), {}, "r")], NOW
     )
     with pytest.raises(InvalidRequest):
-        await repo.claim_approval(
-            conv.id,
-            user.id,
-            uuid.uuid4(),
-            ApprovalRequest(True, tool_call_ids=("nope",)),
-            NOW,
-            LEASE,
-        )
+        ApprovalRequest(True, tool_call_ids=("nope",)).decide(await repo.pending_approvals(conv.id))
     still = await repo.get(conv.id, user.id)
     assert still is not None
     assert still.status is ConversationStatus.PENDING_APPROVAL
     assert len(await repo.pending_approvals(conv.id)) == 1
+
+
+async def test_an_answer_and_its_usage_are_stored_together(db: Database) -> None:
+    repo = SqlConversationRepository(db)
+    user = await make_user(db)
+    conv = conversation(user)
+    await repo.create(conv)
+    answer = NewMessage(conv.id, "assistant", NOW, content="ok", model="m", usage=Usage(7, 3))
+    await repo.append_answer(answer, user.id, None)
+    missing = replace(answer, conversation_id=uuid.uuid4())
+    with pytest.raises(Exception):  # noqa: B017, PT011 (whatever the store raises)
+        await repo.append_answer(missing, user.id, None)
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(llm_usage).where(llm_usage.c.user_id == user.id))).all()
+    assert [(r.conversation_id, r.model, r.prompt_tokens, r.completion_tokens) for r in rows] == [
+        (conv.id, "m", 7, 3)
+    ]
+    assert [m.content for m in await repo.messages(conv.id)] == ["ok"]

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from agent_api.domain.chat import ChatMessage, ChatResult, ToolCall, Usage
-from agent_api.domain.conversations import ConversationStatus
+from agent_api.domain.conversations import ConversationStatus, NewMessage
 from agent_api.infrastructure.db.conversations import SqlConversationRepository
 from agent_api.infrastructure.db.database import Database
 from tests.conftest import bearer, make_settings, register_and_login, running_app
@@ -35,18 +35,22 @@ async def test_model_text_with_nul_and_long_ids_is_stored(backend_db: Database) 
         ToolCall(LONG_ID, LONG_NAME, '{"x": "a\x00b", "y": "\\u0000"}'),
         ToolCall(OTHER_LONG_ID, "calc\x00ulator", "{}"),
     )
-    await repo.append_message(
-        conv.id,
-        "assistant",
-        NOW,
-        content="an answer with a NUL \x00 and a lone surrogate \ud800",
-        tool_calls=calls,
-        model="m" * 150,
-        usage=Usage(1, 1),
+    await repo.append(
+        NewMessage(
+            conv.id,
+            "assistant",
+            NOW,
+            content="an answer with a NUL \x00 and a lone surrogate \ud800",
+            tool_calls=calls,
+            model="m" * 150,
+            usage=Usage(1, 1),
+        )
     )
     for call in calls:
-        await repo.append_message(
-            conv.id, "tool", NOW, content="result\x00", tool_call_id=call.id, name=call.name
+        await repo.append(
+            NewMessage(
+                conv.id, "tool", NOW, content="result\x00", tool_call_id=call.id, name=call.name
+            )
         )
 
     assistant, first, second = await repo.messages(conv.id)

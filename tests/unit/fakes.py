@@ -8,12 +8,23 @@ rotate` is a compare-and-swap). Add fakes for new ports here, one class per port
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from agent_api.domain.api_keys import ApiKey
-from agent_api.domain.chat import ChatMessage, ToolSpec
+from agent_api.domain.chat import ChatMessage, ToolCall, ToolSpec
+from agent_api.domain.conversations import (
+    IDLE_STATUSES,
+    Conversation,
+    ConversationStatus,
+    DecidedToolCall,
+    Message,
+    NewMessage,
+    PendingToolCall,
+)
 from agent_api.domain.errors import EmailTaken, ServiceUnavailable
 from agent_api.domain.sessions import Session
 from agent_api.domain.users import User
@@ -235,3 +246,192 @@ class FakeRunSlots:
     def expire(self) -> None:
         """As if every lease ran out (a crashed holder)."""
         self.holders.clear()
+
+
+class FakeConversationRepository:
+    """`ConversationRepository` in memory, honouring its contract: scoped to the owner, claims
+    are compare-and-set (a claim holds while its lease runs), deleted conversations are gone.
+    `fail_on_append` makes the next appends raise it (a store failing mid-turn)."""
+
+    def __init__(self) -> None:
+        self.conversations: dict[UUID, Conversation] = {}
+        self.stored: dict[UUID, list[Message]] = {}
+        self.pending: dict[UUID, list[PendingToolCall]] = {}
+        self.decisions: list[DecidedToolCall] = []
+        # (model, prompt tokens, completion tokens) recorded with each answer
+        self.usage: list[tuple[str, int, int]] = []
+        self.fail_on_append: Exception | None = None
+
+    async def create(self, conversation: Conversation) -> None:
+        self.conversations[conversation.id] = conversation
+        self.stored[conversation.id] = []
+        self.pending[conversation.id] = []
+
+    async def get(self, conversation_id: UUID, user_id: UUID) -> Conversation | None:
+        found = self.conversations.get(conversation_id)
+        return found if found is not None and found.user_id == user_id else None
+
+    async def list_for_user(
+        self,
+        user_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None = None,
+        status: ConversationStatus | None = None,
+    ) -> list[Conversation]:
+        rows = [
+            c
+            for c in self.conversations.values()
+            if c.user_id == user_id
+            and (status is None or c.status is status)
+            and (before is None or (c.updated_at, c.id) < before)
+        ]
+        return sorted(rows, key=lambda c: (c.updated_at, c.id), reverse=True)[:limit]
+
+    async def delete(self, conversation_id: UUID, user_id: UUID, now: datetime) -> bool:
+        if await self.get(conversation_id, user_id) is None:
+            return False
+        del self.conversations[conversation_id]
+        return True
+
+    async def claim_run(
+        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+    ) -> Conversation | None:
+        current = await self.get(conversation_id, user_id)
+        if current is None:
+            return None
+        idle = current.status in IDLE_STATUSES
+        expired = current.status is ConversationStatus.RUNNING and (
+            current.lease_expires_at is not None and current.lease_expires_at < now
+        )
+        return self._claim(current, run_id, now, lease) if idle or expired else None
+
+    async def apply_decision(
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        decided: Sequence[DecidedToolCall],
+        now: datetime,
+        lease: timedelta,
+    ) -> bool:
+        current = await self.get(conversation_id, user_id)
+        if current is None or current.status is not ConversationStatus.PENDING_APPROVAL:
+            return False
+        self._claim(current, run_id, now, lease)
+        self.decisions.extend(decided)
+        self.pending[conversation_id] = []
+        return True
+
+    def _claim(
+        self, current: Conversation, run_id: UUID, now: datetime, lease: timedelta
+    ) -> Conversation:
+        claimed = dataclasses.replace(
+            current,
+            status=ConversationStatus.RUNNING,
+            run_id=run_id,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        self.conversations[current.id] = claimed
+        return claimed
+
+    async def renew_lease(
+        self, conversation_id: UUID, run_id: UUID, lease_expires_at: datetime
+    ) -> bool:
+        current = self.conversations.get(conversation_id)
+        if current is None or current.run_id != run_id:
+            return False
+        self.conversations[conversation_id] = dataclasses.replace(
+            current, lease_expires_at=lease_expires_at
+        )
+        return True
+
+    async def finish_run(
+        self, conversation_id: UUID, run_id: UUID, status: ConversationStatus, now: datetime
+    ) -> Conversation | None:
+        current = self.conversations.get(conversation_id)
+        if current is None or current.run_id != run_id:
+            return None
+        finished = dataclasses.replace(
+            current, status=status, run_id=None, lease_expires_at=None, updated_at=now
+        )
+        self.conversations[conversation_id] = finished
+        return finished
+
+    async def fail_expired_runs(self, now: datetime) -> int:
+        expired = [
+            c
+            for c in self.conversations.values()
+            if c.status is ConversationStatus.RUNNING
+            and c.lease_expires_at is not None
+            and c.lease_expires_at <= now
+        ]
+        for c in expired:
+            await self.finish_run(c.id, c.run_id or UUID(int=0), ConversationStatus.FAILED, now)
+        return len(expired)
+
+    async def append(self, message: NewMessage) -> Message:
+        if self.fail_on_append is not None:
+            raise self.fail_on_append
+        m = message
+        stored = Message(
+            id=uuid.uuid4(),
+            conversation_id=m.conversation_id,
+            seq=len(self.stored[m.conversation_id]) + 1,
+            role=m.role,
+            created_at=m.created_at,
+            content=m.content,
+            tool_calls=m.tool_calls,
+            tool_call_id=m.tool_call_id,
+            name=m.name,
+            model=m.model,
+            prompt_tokens=m.usage.prompt_tokens,
+            completion_tokens=m.usage.completion_tokens,
+            latency_ms=m.latency_ms,
+            is_complete=m.is_complete,
+            context_dropped=m.context_dropped,
+        )
+        self.stored[message.conversation_id].append(stored)
+        return stored
+
+    async def append_answer(
+        self, message: NewMessage, user_id: UUID, api_key_id: UUID | None
+    ) -> Message:
+        stored = await self.append(message)
+        self.usage.append(
+            (message.model or "", message.usage.prompt_tokens, message.usage.completion_tokens)
+        )
+        return stored
+
+    async def messages(self, conversation_id: UUID) -> list[Message]:
+        return list(self.stored.get(conversation_id, []))
+
+    async def pending_approvals(self, conversation_id: UUID) -> list[PendingToolCall]:
+        return list(self.pending.get(conversation_id, []))
+
+    async def count_pending_approvals(self) -> int:
+        return sum(len(calls) for calls in self.pending.values())
+
+    async def add_pending_approvals(
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        api_key_id: UUID | None,
+        message_id: UUID | None,
+        requests: Sequence[tuple[ToolCall, dict[str, Any], str]],
+        now: datetime,
+    ) -> list[PendingToolCall]:
+        added = [
+            PendingToolCall(
+                execution_id=uuid.uuid4(),
+                tool_call_id=call.id,
+                name=call.name,
+                arguments=arguments,
+                reason=reason,
+                requested_at=now,
+            )
+            for call, arguments, reason in requests
+        ]
+        self.pending[conversation_id].extend(added)
+        return added

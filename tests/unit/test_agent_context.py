@@ -10,12 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from agent_api.application.agent.context import ContextWindow
-from agent_api.application.agent.graph import (
-    AgentState,
-    RunContext,
-    build_agent_graph,
-    recursion_limit,
-)
+from agent_api.application.agent.graph import build_agent_graph, recursion_limit
+from agent_api.application.agent.state import AgentState, RunContext
 from agent_api.domain.chat import ChatMessage, ToolSpec
 from agent_api.domain.credentials import Credential, CredentialType, Principal
 from agent_api.domain.errors import ContextLengthExceeded

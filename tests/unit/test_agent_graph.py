@@ -14,14 +14,9 @@ from agent_api.application.agent.events import (
     ToolCallRequested,
     ToolFinished,
 )
-from agent_api.application.agent.graph import (
-    ITERATION_LIMIT_NOTE,
-    STEP_LIMIT_CODE,
-    AgentState,
-    RunContext,
-    build_agent_graph,
-    recursion_limit,
-)
+from agent_api.application.agent.graph import build_agent_graph, recursion_limit
+from agent_api.application.agent.nodes import ITERATION_LIMIT_NOTE, STEP_LIMIT_CODE
+from agent_api.application.agent.state import AgentState, RunContext
 from agent_api.domain.chat import ChatMessage, ToolSpec
 from agent_api.domain.conversations import (
     AgentType,

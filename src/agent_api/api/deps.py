@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from agent_api.api.middleware import add_response_headers
 from agent_api.application.api_keys import ApiKeyService
 from agent_api.application.auth import AuthService
+from agent_api.application.conversation_queries import ConversationReader
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
 from agent_api.application.rate_limits import RateLimitService
@@ -60,6 +61,9 @@ UsageDep = Annotated[UsageService, Depends(_service(lambda c: c.usage))]
 ModelsDep = Annotated[ModelCatalog, Depends(_service(lambda c: c.models))]
 ToolsDep = Annotated[ToolExecutor, Depends(_service(lambda c: c.tools))]
 ConversationsDep = Annotated[ConversationService, Depends(_service(lambda c: c.conversations))]
+ConversationReaderDep = Annotated[
+    ConversationReader, Depends(_service(lambda c: c.conversation_reader))
+]
 
 
 async def get_principal(

@@ -1,48 +1,31 @@
-"""Conversations: starting, continuing and approving agent runs, and reading history.
+"""Conversations: starting, continuing and approving agent runs.
 
-Every run holds its conversation's lease, renewed while it goes, and gives it back when it
-ends however it ends (answered, paused for approval, failed, or cut off by a disconnect).
-It holds a run slot (the cap on concurrent runs) the same way, taken before anything is
-written: a run refused by the cap writes nothing.
+Each of `start`, `send` and `approve` takes a run slot (the cap on concurrent runs) before
+anything is written — a run refused by the cap writes nothing — then claims the conversation,
+stores the turn's input and hands back the `Run`, which owns the claim and the slot from then
+on (see `application.runs`). Reads live in `application.conversation_queries`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import cast
 from uuid import UUID
 
-import anyio
 import structlog
 
-from agent_api.application.agent.events import (
-    AgentEvent,
-    ApprovalRequired,
-    LLMCallFinished,
-    MessageStored,
-    RunFinished,
-)
-from agent_api.application.agent.graph import (
-    AgentGraph,
-    AgentState,
-    AgentTools,
-    RunContext,
-    recursion_limit,
-)
+from agent_api.application.agent.graph import AgentGraph
 from agent_api.application.agent.recorder import ConversationRecorder
-from agent_api.application.agent.router import resolve_agent
+from agent_api.application.agent.state import AgentState, RunContext
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import ConversationRepository, UsageRepository
+from agent_api.application.ports import ConversationRepository
 from agent_api.application.run_slots import RunSlot, RunSlotService
-from agent_api.domain.chat import ChatMessage, ToolSpec, Usage
+from agent_api.application.runs import Run, RunEngine, RunPlan
+from agent_api.domain.chat import ChatMessage, ToolSpec
 from agent_api.domain.conversations import (
     AgentType,
     ApprovalRequest,
@@ -50,7 +33,7 @@ from agent_api.domain.conversations import (
     ConversationStatus,
     DecidedToolCall,
     Message,
-    PendingToolCall,
+    NewMessage,
     make_title,
     repair_history,
 )
@@ -65,41 +48,13 @@ from agent_api.domain.errors import (
 log = structlog.get_logger("agent_api.runs")
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationView:
-    conversation: Conversation
-    messages: list[Message]
-    pending: list[PendingToolCall]
-
-
-@dataclass(frozen=True, slots=True)
-class RunEngine:
-    """What every run needs: the compiled graph, and the conversation lease it holds."""
-
-    graph: AgentGraph
-    repo: ConversationRepository
-    clock: Callable[[], datetime]
-    lease: timedelta
-    max_iterations: int
-
-    async def release(
-        self, conversation_id: UUID, run_id: UUID, status: ConversationStatus
-    ) -> Conversation | None:
-        """Ends the run's claim with `status`, even when the caller is being cancelled."""
-        with anyio.CancelScope(shield=True):
-            finished = await self.repo.finish_run(conversation_id, run_id, status, self.clock())
-        return finished  # noqa: RET504 (a cancel scope may swallow; mypy needs the return here)
-
-
 class ConversationService:
     def __init__(
         self,
         repo: ConversationRepository,
         graph: AgentGraph,
-        tools: AgentTools,
         tool_specs: Callable[[Principal], tuple[ToolSpec, ...]],
         models: ModelCatalog,
-        usage: UsageRepository,
         clock: Callable[[], datetime],
         max_iterations: int,
         lease: timedelta = timedelta(seconds=60),
@@ -108,14 +63,10 @@ class ConversationService:
         self._repo = repo
         self._run_slots = run_slots
         self._engine = RunEngine(graph, repo, clock, lease, max_iterations)
-        self._tools = tools
         self._tool_specs = tool_specs
-        self.models = models
-        self._usage = usage
+        self._models = models
         self._now = clock
         self._lease = lease
-
-    # --- starting runs -------------------------------------------------------------------
 
     async def start(
         self,
@@ -135,7 +86,7 @@ class ConversationService:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )
-        resolved = self.models.resolve(principal, model)
+        resolved = self._models.resolve(principal, model)
         now, run_id = self._now(), uuid.uuid4()
         conversation = Conversation(
             id=uuid.uuid4(),
@@ -150,31 +101,15 @@ class ConversationService:
             lease_expires_at=now + self._lease,
         )
         slot = await self._take_slot(principal)
-        try:
+        async with _freed_on_error(slot):
             await self._repo.create(conversation)
-        except BaseException:
-            await slot.release()
-            raise
-        try:
+        run = Run(self._engine, conversation, run_id, slot)
+        # `failed`, not `active`: part of the history may be missing, and the list should say so.
+        async with run.preparing(on_failure=ConversationStatus.FAILED):
             stored = await self._store_all(conversation.id, history)
-        except BaseException:
-            # Hand the conversation back at once rather than when the lease runs out. `failed`,
-            # not `active`: part of the history may be missing, and the list should say so.
-            try:
-                await self._engine.release(conversation.id, run_id, ConversationStatus.FAILED)
-            finally:
-                await slot.release()
-            raise
-        return self._run(
-            principal,
-            conversation,
-            run_id,
-            stream,
-            new=stored,
-            history=[m.to_chat() for m in stored],
-            user_message=history[-1].content or "",
-            slot=slot,
-        )
+        chat = [m.to_chat() for m in stored]
+        turn = history[-1].content or ""
+        return run.ready(self._plan(principal, run, stream, stored, chat, turn))
 
     async def send(
         self,
@@ -189,34 +124,16 @@ class ConversationService:
         conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
         is pending), ModelNotFound, ModelForbidden, RateLimited (too many runs in progress)."""
         slot = await self._take_slot(principal)
-        try:
-            conversation, run_id = await self._claim(principal, conversation_id)
-        except BaseException:
-            await slot.release()
-            raise
-        try:
-            model = self.models.resolve(principal, model or conversation.model)
-            user = await self._repo.append_message(
-                conversation.id, "user", self._now(), content=message
+        async with _freed_on_error(slot):
+            run = Run(self._engine, *await self._claim(principal, conversation_id), slot)
+        async with run.preparing(on_failure=ConversationStatus.ACTIVE):
+            model = self._models.resolve(principal, model or run.conversation.model)
+            user = await self._repo.append(
+                NewMessage(conversation_id, "user", self._now(), content=message)
             )
-            history = await self._history(conversation.id)
-        except BaseException:
-            try:
-                await self._engine.release(conversation.id, run_id, ConversationStatus.ACTIVE)
-            finally:
-                await slot.release()
-            raise
-        return self._run(
-            principal,
-            conversation,
-            run_id,
-            stream,
-            new=[user],
-            history=history,
-            user_message=message,
-            model=model,
-            slot=slot,
-        )
+            history = await self._history(conversation_id)
+        plan = self._plan(principal, run, stream, [user], history, message, model=model)
+        return run.ready(plan)
 
     async def approve(
         self,
@@ -226,114 +143,31 @@ class ConversationService:
         *,
         stream: bool = False,
     ) -> Run:
-        """`_approve` within a run slot: RateLimited when too many runs are in progress;
-        the slot is released if the approval fails before its run exists."""
-        slot = await self._take_slot(principal)
-        try:
-            run = await self._approve(principal, conversation_id, request, stream=stream)
-        except BaseException:
-            await slot.release()
-            raise
-        run.hold(slot)
-        return run
-
-    async def _approve(
-        self,
-        principal: Principal,
-        conversation_id: UUID,
-        request: ApprovalRequest,
-        *,
-        stream: bool = False,
-    ) -> Run:
         """Decides the pending calls and resumes the run at `act`: approved calls run (with
         edited arguments), rejected ones answer the model with the rejection. Exactly one of
-        concurrent approvals wins; the others get NotPendingApproval.
+        concurrent approvals wins; the others get NotPendingApproval. RateLimited when too
+        many runs are in progress.
 
         Raises NotFound, ModelForbidden, ApprovalForbidden (an API key without
         `can_approve`), ToolForbidden (a pending call's tool the credential may not use):
         these are checked before the decision is claimed, so the calls stay pending."""
-        current = await self._repo.get(conversation_id, principal.user.id)
-        if current is None:
-            raise NotFound("conversation not found")
-        principal.credential.require_model(current.model)
-        pending = await self._repo.pending_approvals(conversation_id)
-        principal.credential.require_approval_rights(call.name for call in pending)
-        run_id = uuid.uuid4()
-        decided = await self._repo.claim_approval(
-            conversation_id, principal.user.id, run_id, request, self._now(), self._lease
-        )
-        if decided is None:
-            raise NotPendingApproval()
-        # What the claim just wrote; no need to read it back.
-        conversation = replace(current, status=ConversationStatus.RUNNING, run_id=run_id)
-        try:
-            new = []
-            for item in decided:
-                if not item.decision.approved:
-                    reason = item.decision.reason or "no reason given"
-                    new.append(
-                        await self._repo.append_message(
-                            conversation_id,
-                            "tool",
-                            self._now(),
-                            content=json.dumps({"error": f"rejected by the user: {reason}"}),
-                            tool_call_id=item.pending.tool_call_id,
-                            name=item.pending.name,
-                        )
-                    )
+        slot = await self._take_slot(principal)
+        async with _freed_on_error(slot):
+            conversation, run_id, decided = await self._decide(principal, conversation_id, request)
+        run = Run(self._engine, conversation, run_id, slot)
+        async with run.preparing(on_failure=ConversationStatus.FAILED):
+            new = [
+                await self._append_rejection(conversation_id, item)
+                for item in decided
+                if not item.decision.approved
+            ]
             approved = [item for item in decided if item.decision.approved]
             history = await self._history(
                 conversation_id, [item.pending.tool_call_id for item in approved]
             )
-        except BaseException:
-            await self._engine.release(conversation_id, run_id, ConversationStatus.FAILED)
-            raise
-        last_user = next((m.content or "" for m in reversed(history) if m.role == "user"), "")
-        return self._run(
-            principal,
-            conversation,
-            run_id,
-            stream,
-            new=new,
-            history=history,
-            user_message=last_user,
-            approved=approved,
-        )
-
-    # --- reading ---------------------------------------------------------------------------
-
-    async def get(self, principal: Principal, conversation_id: UUID) -> ConversationView:
-        conversation = await self._repo.get(conversation_id, principal.user.id)
-        if conversation is None:
-            raise NotFound("conversation not found")
-        messages = await self._repo.messages(conversation_id)
-        pending = await self._repo.pending_approvals(conversation_id)
-        return ConversationView(conversation, messages, pending)
-
-    async def page(
-        self,
-        principal: Principal,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        status: ConversationStatus | None = None,
-    ) -> tuple[list[Conversation], str | None]:
-        """A page, newest first, and the cursor of the next page (None on the last)."""
-        before = _decode_cursor(cursor) if cursor else None
-        page = await self._repo.list_for_user(
-            principal.user.id, limit=limit + 1, before=before, status=status
-        )
-        if len(page) <= limit:
-            return page, None
-        page = page[:limit]
-        return page, _encode_cursor(page[-1])
-
-    async def delete(self, principal: Principal, conversation_id: UUID) -> None:
-        if not await self._repo.delete(conversation_id, principal.user.id, self._now()):
-            raise NotFound("conversation not found")
-
-    async def count_pending_approvals(self) -> int:
-        return await self._repo.count_pending_approvals()
+        turn = next((m.content or "" for m in reversed(history) if m.role == "user"), "")
+        plan = self._plan(principal, run, stream, new, history, turn, approved=approved)
+        return run.ready(plan)
 
     async def fail_expired_runs(self) -> int:
         """Marks `failed` the runs whose process died (their lease ran out)."""
@@ -360,6 +194,44 @@ class ConversationService:
             raise ConversationBusy("the conversation is waiting for an approval decision")
         raise ConversationBusy("a run is in progress on this conversation")
 
+    async def _decide(
+        self, principal: Principal, conversation_id: UUID, request: ApprovalRequest
+    ) -> tuple[Conversation, UUID, list[DecidedToolCall]]:
+        """Checks the caller's rights, decides the pending calls (`ApprovalRequest.decide`,
+        which raises InvalidRequest for a bad decision), then claims the conversation with the
+        decision, atomically: of concurrent approvals one wins."""
+        current = await self._repo.get(conversation_id, principal.user.id)
+        if current is None:
+            raise NotFound("conversation not found")
+        principal.credential.require_model(current.model)
+        pending = await self._repo.pending_approvals(conversation_id)
+        principal.credential.require_approval_rights(call.name for call in pending)
+        if current.status is not ConversationStatus.PENDING_APPROVAL:
+            raise NotPendingApproval()
+        decided = request.decide(pending)
+        run_id = uuid.uuid4()
+        applied = await self._repo.apply_decision(
+            conversation_id, principal.user.id, run_id, decided, self._now(), self._lease
+        )
+        if not applied:
+            raise NotPendingApproval()
+        # What the claim just wrote; no need to read it back.
+        conversation = replace(current, status=ConversationStatus.RUNNING, run_id=run_id)
+        return conversation, run_id, decided
+
+    async def _append_rejection(self, conversation_id: UUID, item: DecidedToolCall) -> Message:
+        reason = item.decision.reason or "no reason given"
+        return await self._repo.append(
+            NewMessage(
+                conversation_id,
+                "tool",
+                self._now(),
+                content=json.dumps({"error": f"rejected by the user: {reason}"}),
+                tool_call_id=item.pending.tool_call_id,
+                name=item.pending.name,
+            )
+        )
+
     async def _take_slot(self, principal: Principal) -> RunSlot:
         """Raises RateLimited when the principal has too many runs in progress."""
         if self._run_slots is None:
@@ -369,20 +241,10 @@ class ConversationService:
     async def _store_all(
         self, conversation_id: UUID, history: Sequence[ChatMessage]
     ) -> list[Message]:
-        stored = []
-        for message in history:
-            stored.append(
-                await self._repo.append_message(
-                    conversation_id,
-                    message.role,
-                    self._now(),
-                    content=message.content,
-                    tool_calls=message.tool_calls,
-                    tool_call_id=message.tool_call_id,
-                    name=message.name,
-                )
-            )
-        return stored
+        return [
+            await self._repo.append(NewMessage.of_chat(conversation_id, message, self._now()))
+            for message in history
+        ]
 
     async def _history(
         self, conversation_id: UUID, resuming: Sequence[str] = ()
@@ -390,23 +252,21 @@ class ConversationService:
         stored = await self._repo.messages(conversation_id)
         return repair_history([m.to_chat() for m in stored], resuming)
 
-    def _run(
+    def _plan(
         self,
         principal: Principal,
-        conversation: Conversation,
-        run_id: UUID,
+        run: Run,
         stream: bool,
-        *,
         new: list[Message],
         history: list[ChatMessage],
         user_message: str,
+        *,
         approved: list[DecidedToolCall] | None = None,
         model: str | None = None,
-        slot: RunSlot | None = None,
-    ) -> Run:
-        recorder = ConversationRecorder(
-            self._repo, self._usage, principal, conversation.id, self._now
-        )
+    ) -> RunPlan:
+        """The graph's context and initial state."""
+        conversation = run.conversation
+        recorder = ConversationRecorder(self._repo, principal, conversation.id, self._now)
         context = RunContext(
             principal=principal,
             conversation_id=conversation.id,
@@ -419,138 +279,17 @@ class ConversationService:
             "history": history,
             "user_message": user_message,
             "fixed_agent": conversation.agent_type,
-            "agent": resolve_agent(conversation.agent_type, user_message),
             "approved": approved or [],
             "iteration": 0,
         }
-        run = Run(self._engine, conversation, run_id, context, state, new)
-        if slot is not None:
-            run.hold(slot)
-        return run
+        return RunPlan(context, state, new)
 
 
-class Run:
-    """One agent run on a claimed conversation. Iterate `events()` once; the last event is
-    `RunFinished`. Closing the iterator early (client gone) keeps what was generated, marked
-    incomplete, and hands the conversation back."""
-
-    def __init__(
-        self,
-        engine: RunEngine,
-        conversation: Conversation,
-        run_id: UUID,
-        context: RunContext,
-        state: AgentState,
-        new: list[Message],
-    ) -> None:
-        self._engine = engine
-        self.conversation = conversation
-        self.run_id = run_id
-        self._context = context
-        self._state = state
-        self._new = new
-        self._slot: RunSlot | None = None
-
-    def hold(self, slot: RunSlot) -> None:
-        """The run slot this run renews with its lease and releases when it ends."""
-        self._slot = slot
-
-    async def events(self) -> AsyncGenerator[AgentEvent, None]:
-        engine = self._engine
-        messages = list(self._new)
-        usage = Usage()
-        pending: tuple[PendingToolCall, ...] = ()
-        finish_reason = "stop"
-        status = ConversationStatus.FAILED
-        heartbeat = asyncio.create_task(self._keep_lease())
-        try:
-            for message in self._new:
-                yield MessageStored(message)
-            stream = cast(
-                AsyncGenerator[AgentEvent, None],
-                engine.graph.astream(
-                    self._state,
-                    context=self._context,
-                    stream_mode="custom",
-                    config={"recursion_limit": recursion_limit(engine.max_iterations)},
-                ),
-            )
-            async with contextlib.aclosing(stream):
-                async for event in stream:
-                    if isinstance(event, MessageStored):
-                        messages.append(event.message)
-                    elif isinstance(event, LLMCallFinished):
-                        usage = usage + event.usage
-                        finish_reason = event.finish_reason
-                    elif isinstance(event, ApprovalRequired):
-                        pending = event.pending
-                    yield event
-            status = ConversationStatus.PENDING_APPROVAL if pending else ConversationStatus.ACTIVE
-        except (asyncio.CancelledError, GeneratorExit):
-            status = ConversationStatus.ACTIVE  # the client left; the conversation stays usable
-            raise
-        finally:
-            heartbeat.cancel()
-            try:
-                final = await engine.release(self.conversation.id, self.run_id, status)
-            finally:
-                if self._slot is not None:
-                    await self._slot.release()
-        final_text = next(
-            (m.content or "" for m in reversed(messages) if m.role == "assistant"), ""
-        )
-        yield RunFinished(
-            conversation=final or self.conversation,
-            usage=usage,
-            messages=tuple(messages),
-            pending=pending,
-            final_text=final_text,
-            finish_reason="tool_calls"
-            if pending
-            else ("stop" if finish_reason == "tool_calls" else finish_reason),
-        )
-
-    async def result(self) -> RunFinished:
-        """Runs to the end and returns the final event."""
-        finished = None
-        async for event in self.events():
-            if isinstance(event, RunFinished):
-                finished = event
-        assert finished is not None
-        return finished
-
-    async def _keep_lease(self) -> None:
-        engine = self._engine
-        while True:
-            await asyncio.sleep(engine.lease.total_seconds() / 3)
-            until = engine.clock() + engine.lease
-            with contextlib.suppress(Exception):  # a missed renewal is retried next time
-                await engine.repo.renew_lease(self.conversation.id, self.run_id, until)
-            if self._slot is not None:
-                await self._slot.renew()  # never raises
-
-
-def _final_finish_reason(pending: tuple[PendingToolCall, ...], last_llm_reason: str) -> str:
-    """`tool_calls` only when the client must act (an approval); otherwise the last LLM call's
-    reason, where a server-side tool round that ended the run counts as `stop`."""
-    if pending:
-        return "tool_calls"
-    return "stop" if last_llm_reason == "tool_calls" else last_llm_reason
-
-
-def _encode_cursor(conversation: Conversation) -> str:
-    raw = f"{conversation.updated_at.isoformat()}|{conversation.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """Raises InvalidRequest for a cursor this server did not hand out."""
+@asynccontextmanager
+async def _freed_on_error(slot: RunSlot) -> AsyncIterator[None]:
+    """Gives the slot back when claiming the conversation fails: no run holds it yet."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, ident = raw.partition("|")
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest("invalid cursor", param="cursor") from None
+        yield
+    except BaseException:
+        await slot.release()
+        raise

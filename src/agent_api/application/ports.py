@@ -20,14 +20,13 @@ from agent_api.domain.chat import (
     ChatResult,
     ToolCall,
     ToolSpec,
-    Usage,
 )
 from agent_api.domain.conversations import (
-    ApprovalRequest,
     Conversation,
     ConversationStatus,
     DecidedToolCall,
     Message,
+    NewMessage,
     PendingToolCall,
 )
 from agent_api.domain.sessions import Session
@@ -217,18 +216,18 @@ class ConversationRepository(Protocol):
         """`running` under `run_id` if idle or its lease expired; None when busy or not the
         caller's."""
 
-    async def claim_approval(
+    async def apply_decision(
         self,
         conversation_id: UUID,
         user_id: UUID,
         run_id: UUID,
-        request: ApprovalRequest,
+        decided: Sequence[DecidedToolCall],
         now: datetime,
         lease: timedelta,
-    ) -> list[DecidedToolCall] | None:
-        """Atomically `pending_approval` -> `running` and every pending call decided by
-        `request`. None when not pending approval. Raises what `request.decide` raises (and
-        then changes nothing)."""
+    ) -> bool:
+        """Atomically `pending_approval` -> `running` under `run_id` and every call of
+        `decided` (as `ApprovalRequest.decide` made them) recorded. False, changing nothing,
+        when the conversation is not (or no longer) pending approval or not the caller's."""
 
     async def renew_lease(
         self, conversation_id: UUID, run_id: UUID, lease_expires_at: datetime
@@ -242,24 +241,16 @@ class ConversationRepository(Protocol):
     async def fail_expired_runs(self, now: datetime) -> int:
         """Marks `failed` every running conversation whose lease has expired."""
 
-    async def append_message(
-        self,
-        conversation_id: UUID,
-        role: str,
-        now: datetime,
-        *,
-        content: str | None = None,
-        tool_calls: Sequence[ToolCall] = (),
-        tool_call_id: str | None = None,
-        name: str | None = None,
-        model: str | None = None,
-        usage: Usage | None = None,
-        latency_ms: int | None = None,
-        is_complete: bool = True,
-        context_dropped: int = 0,
+    async def append(self, message: NewMessage) -> Message:
+        """Stores the conversation's next message and adds it to the conversation's counters;
+        returns it as stored (labels too long for the store are shortened, text it cannot hold
+        replaced)."""
+
+    async def append_answer(
+        self, message: NewMessage, user_id: UUID, api_key_id: UUID | None
     ) -> Message:
-        """Stores the conversation's next message and adds it to the conversation's counters.
-        `context_dropped`: earlier messages left out of the context the message was written in."""
+        """`append` an LLM answer and record its tokens (`message.usage`, `message.model`) as
+        the usage of `user_id` through `api_key_id`, atomically: both or neither."""
 
     async def messages(self, conversation_id: UUID) -> list[Message]: ...
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from agent_api.domain.chat import ChatMessage, ToolCall
+from agent_api.domain.chat import ChatMessage, ToolCall, Usage
 from agent_api.domain.errors import InvalidRequest
 
 TITLE_MAX_LENGTH = 500
@@ -71,6 +71,38 @@ class Conversation:
     last_message_at: datetime | None = None
     run_id: UUID | None = None
     lease_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append to a conversation: the store gives it its id and its place (`seq`),
+    and counts it (and its tokens) on the conversation."""
+
+    conversation_id: UUID
+    role: str
+    created_at: datetime
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: int | None = None
+    is_complete: bool = True
+    context_dropped: int = 0
+
+    @classmethod
+    def of_chat(cls, conversation_id: UUID, message: ChatMessage, now: datetime) -> NewMessage:
+        """A message a client sent (its history or its turn), as it is to be stored."""
+        return cls(
+            conversation_id,
+            message.role,
+            now,
+            content=message.content,
+            tool_calls=tuple(message.tool_calls),
+            tool_call_id=message.tool_call_id,
+            name=message.name,
+        )
 
 
 @dataclass(frozen=True, slots=True)

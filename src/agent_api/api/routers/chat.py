@@ -31,7 +31,7 @@ from agent_api.api.routers.openai_schemas import (
 from agent_api.api.schemas import error_responses
 from agent_api.api.streaming import DONE, PING, event_stream, sse_data, with_keepalive
 from agent_api.application.agent.events import ContentDelta, RunFinished
-from agent_api.application.conversations import Run
+from agent_api.application.runs import Run
 from agent_api.domain.chat import ToolCall
 from agent_api.domain.conversations import PendingToolCall
 from agent_api.domain.errors import AppError, InvalidRequest, ModelNotFound

@@ -12,7 +12,7 @@ import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from agent_api.api.deps import ConversationsDep, CurrentPrincipal
+from agent_api.api.deps import ConversationReaderDep, ConversationsDep, CurrentPrincipal
 from agent_api.api.middleware import add_response_headers
 from agent_api.api.routers.conversation_schemas import (
     ApproveRequest,
@@ -36,7 +36,7 @@ from agent_api.application.agent.events import (
     ToolCallRequested,
     ToolFinished,
 )
-from agent_api.application.conversations import Run
+from agent_api.application.runs import Run
 from agent_api.domain.chat import ChatMessage
 from agent_api.domain.conversations import ApprovalRequest, ConversationStatus
 from agent_api.domain.errors import AppError
@@ -157,7 +157,7 @@ async def create_conversation(
 )
 async def list_conversations(
     principal: CurrentPrincipal,
-    conversations: ConversationsDep,
+    conversations: ConversationReaderDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[
         str | None,
@@ -185,7 +185,7 @@ async def list_conversations(
     responses=error_responses(401, 404, 422, 429),
 )
 async def get_conversation(
-    conversation_id: UUID, principal: CurrentPrincipal, conversations: ConversationsDep
+    conversation_id: UUID, principal: CurrentPrincipal, conversations: ConversationReaderDep
 ) -> Envelope[ConversationDetailOut]:
     view = await conversations.get(principal, conversation_id)
     return Envelope(
@@ -253,7 +253,7 @@ async def approve(
     responses=error_responses(401, 404, 422, 429),
 )
 async def delete_conversation(
-    conversation_id: UUID, principal: CurrentPrincipal, conversations: ConversationsDep
+    conversation_id: UUID, principal: CurrentPrincipal, conversations: ConversationReaderDep
 ) -> Response:
     await conversations.delete(principal, conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

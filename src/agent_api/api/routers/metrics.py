@@ -13,7 +13,7 @@ import contextlib
 from fastapi import APIRouter, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from agent_api.api.deps import ConversationsDep, MetricsDep
+from agent_api.api.deps import ConversationReaderDep, MetricsDep
 from agent_api.domain.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
@@ -45,7 +45,7 @@ agent_api_http_requests_total{method="GET",route="/health",status="200"} 42.0
         }
     },
 )
-async def metrics(conversations: ConversationsDep, metrics: MetricsDep) -> Response:
+async def metrics(conversations: ConversationReaderDep, metrics: MetricsDep) -> Response:
     # Pending approvals live in the database (they survive restarts and span replicas), so
     # the gauge is read from there at scrape time; a database outage leaves its last value.
     with contextlib.suppress(ServiceUnavailable):

@@ -1,5 +1,6 @@
 """ConversationRecorder: writes what a run produces into the conversation's tables, and
-accounts every LLM call's tokens to the caller (user and credential)."""
+accounts every LLM call's tokens to the caller (user and credential), in the same
+transaction as the answer."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from agent_api.application.ports import ConversationRepository, UsageRepository
+from agent_api.application.ports import ConversationRepository
 from agent_api.domain.chat import ChatResult, ToolCall
-from agent_api.domain.conversations import Message, PendingToolCall
+from agent_api.domain.conversations import Message, NewMessage, PendingToolCall
 from agent_api.domain.credentials import Principal
 from agent_api.tools.outcome import ToolOutcome
 
@@ -27,13 +28,11 @@ class ConversationRecorder:
     def __init__(
         self,
         repo: ConversationRepository,
-        usage: UsageRepository,
         principal: Principal,
         conversation_id: UUID,
         clock: Callable[[], datetime],
     ) -> None:
         self._repo = repo
-        self._usage = usage
         self._principal = principal
         self._conversation_id = conversation_id
         self._now = clock
@@ -47,36 +46,33 @@ class ConversationRecorder:
         *,
         context_dropped: int = 0,
     ) -> Message:
-        message = await self._repo.append_message(
-            self._conversation_id,
-            "assistant",
-            self._now(),
-            content=result.message.content,
-            tool_calls=calls,
-            model=result.model,
-            usage=result.usage,
-            latency_ms=latency_ms,
-            is_complete=complete,
-            context_dropped=context_dropped,
-        )
-        await self._usage.record(
+        return await self._repo.append_answer(
+            NewMessage(
+                self._conversation_id,
+                "assistant",
+                self._now(),
+                content=result.message.content,
+                tool_calls=tuple(calls),
+                model=result.model,
+                usage=result.usage,
+                latency_ms=latency_ms,
+                is_complete=complete,
+                context_dropped=context_dropped,
+            ),
             self._principal.user.id,
             self._principal.api_key_id,
-            self._conversation_id,
-            result.model,
-            result.usage.prompt_tokens,
-            result.usage.completion_tokens,
         )
-        return message
 
     async def tool_result(self, outcome: ToolOutcome) -> Message:
-        return await self._repo.append_message(
-            self._conversation_id,
-            "tool",
-            self._now(),
-            content=json.dumps(for_model(outcome), ensure_ascii=False, default=str),
-            tool_call_id=outcome.tool_call_id,
-            name=outcome.name,
+        return await self._repo.append(
+            NewMessage(
+                self._conversation_id,
+                "tool",
+                self._now(),
+                content=json.dumps(for_model(outcome), ensure_ascii=False, default=str),
+                tool_call_id=outcome.tool_call_id,
+                name=outcome.name,
+            )
         )
 
     async def request_approval(

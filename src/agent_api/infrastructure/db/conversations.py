@@ -13,27 +13,27 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 from uuid import UUID
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_api.domain.chat import ToolCall, Usage
+from agent_api.domain.chat import ToolCall
 from agent_api.domain.conversations import (
     IDLE_STATUSES,
     AgentType,
-    ApprovalRequest,
     Conversation,
     ConversationStatus,
     DecidedToolCall,
     Message,
+    NewMessage,
     PendingToolCall,
 )
 from agent_api.domain.text import storable
 from agent_api.infrastructure.db.database import Database
-from agent_api.infrastructure.db.schema import conversations, messages, tool_executions
+from agent_api.infrastructure.db.schema import conversations, llm_usage, messages, tool_executions
 
 _live = conversations.c.deleted_at.is_(None)
 
@@ -211,29 +211,22 @@ class SqlConversationRepository:
         async with self._db.transaction() as conn:
             return await self._claim(conn, conversation_id, user_id, run_id, now, lease, claimable)
 
-    async def claim_approval(
+    async def apply_decision(
         self,
         conversation_id: UUID,
         user_id: UUID,
         run_id: UUID,
-        request: ApprovalRequest,
+        decided: Sequence[DecidedToolCall],
         now: datetime,
         lease: timedelta,
-    ) -> list[DecidedToolCall] | None:
+    ) -> bool:
         pending_state = conversations.c.status == ConversationStatus.PENDING_APPROVAL.value
         async with self._db.transaction() as conn:
             claimed = await self._claim(
                 conn, conversation_id, user_id, run_id, now, lease, pending_state
             )
             if claimed is None:
-                return None
-            rows = await conn.execute(
-                select(tool_executions)
-                .where(tool_executions.c.conversation_id == conversation_id, _pending_rows)
-                .order_by(tool_executions.c.created_at, tool_executions.c.id)
-            )
-            pending = [_pending(row) for row in rows]
-            decided = request.decide(pending)
+                return False
             for item in decided:
                 await conn.execute(
                     update(tool_executions)
@@ -249,7 +242,7 @@ class SqlConversationRepository:
                         completed_at=None if item.decision.approved else now,
                     )
                 )
-        return decided
+        return True
 
     async def _claim(
         self,
@@ -321,71 +314,84 @@ class SqlConversationRepository:
             )
         return int(result.rowcount)
 
-    async def append_message(
-        self,
-        conversation_id: UUID,
-        role: str,
-        now: datetime,
-        *,
-        content: str | None = None,
-        tool_calls: Sequence[ToolCall] = (),
-        tool_call_id: str | None = None,
-        name: str | None = None,
-        model: str | None = None,
-        usage: Usage | None = None,
-        latency_ms: int | None = None,
-        is_complete: bool = True,
-        context_dropped: int = 0,
-    ) -> Message:
+    async def append(self, message: NewMessage) -> Message:
         """Appends a message and counts it on its conversation; returns it as stored.
 
         Never refuses text: NUL characters and lone surrogates (in the content, the tool calls
-        or the names) are stored as U+FFFD, and a `name`, `tool_call_id`, tool call id or
-        `model` longer than its column is shortened by `fit` (which keeps calls and their
-        results paired). Truncating rather than refusing, because these values come from the
-        model: refusing would fail the whole run for a value that is only a label, and the
-        model never needs to quote a stored id back verbatim."""
-        usage = usage or Usage()
+        or the names) are stored as U+FFFD, and a name, tool call id or model longer than its
+        column is shortened by `fit` (which keeps calls and their results paired). Truncating
+        rather than refusing, because these values come from the model: refusing would fail
+        the whole run for a value that is only a label, and the model never needs to quote a
+        stored id back verbatim."""
         async with self._db.transaction() as conn:
-            # The counter update hands out the sequence number: one statement, no race.
-            counted = await conn.execute(
-                update(conversations)
-                .where(conversations.c.id == conversation_id)
-                .values(
-                    message_count=conversations.c.message_count + 1,
-                    tool_call_count=conversations.c.tool_call_count + len(tool_calls),
-                    prompt_tokens=conversations.c.prompt_tokens + usage.prompt_tokens,
-                    completion_tokens=conversations.c.completion_tokens + usage.completion_tokens,
-                    total_tokens=conversations.c.total_tokens + usage.total_tokens,
-                    last_message_at=now,
-                    updated_at=now,
+            return await self._append(conn, message)
+
+    async def append_answer(
+        self, message: NewMessage, user_id: UUID, api_key_id: UUID | None
+    ) -> Message:
+        """`append`, and the answer's tokens recorded as the usage of `user_id` (through
+        `api_key_id`), in one transaction: both or neither."""
+        usage = message.usage
+        if usage.prompt_tokens < 0 or usage.completion_tokens < 0:
+            raise ValueError("token counts cannot be negative")
+        async with self._db.transaction() as conn:
+            stored = await self._append(conn, message)
+            await conn.execute(
+                insert(llm_usage).values(
+                    id=uuid.uuid4(),
+                    user_id=user_id,
+                    api_key_id=api_key_id,
+                    conversation_id=message.conversation_id,
+                    model=message.model or "",
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    total_tokens=usage.prompt_tokens + usage.completion_tokens,
+                    created_at=datetime.now(UTC),
                 )
-                .returning(conversations.c.message_count)
             )
-            seq = counted.scalar_one()
-            row = (
-                await conn.execute(
-                    insert(messages)
-                    .values(
-                        id=uuid.uuid4(),
-                        conversation_id=conversation_id,
-                        seq=seq,
-                        role=role,
-                        content=storable(content),
-                        name=fit(name, _NAME_LENGTH),
-                        tool_calls=_wire_calls(tool_calls),
-                        tool_call_id=fit(tool_call_id, _CALL_ID_LENGTH),
-                        model=fit(model, _MODEL_LENGTH),
-                        prompt_tokens=usage.prompt_tokens,
-                        completion_tokens=usage.completion_tokens,
-                        latency_ms=latency_ms,
-                        is_complete=is_complete,
-                        context_dropped=context_dropped,
-                        created_at=now,
-                    )
-                    .returning(*messages.c)
+        return stored
+
+    async def _append(self, conn: AsyncConnection, message: NewMessage) -> Message:
+        m, usage, now = message, message.usage, message.created_at
+        # The counter update hands out the sequence number: one statement, no race.
+        counted = await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == m.conversation_id)
+            .values(
+                message_count=conversations.c.message_count + 1,
+                tool_call_count=conversations.c.tool_call_count + len(m.tool_calls),
+                prompt_tokens=conversations.c.prompt_tokens + usage.prompt_tokens,
+                completion_tokens=conversations.c.completion_tokens + usage.completion_tokens,
+                total_tokens=conversations.c.total_tokens + usage.total_tokens,
+                last_message_at=now,
+                updated_at=now,
+            )
+            .returning(conversations.c.message_count)
+        )
+        seq = counted.scalar_one()
+        row = (
+            await conn.execute(
+                insert(messages)
+                .values(
+                    id=uuid.uuid4(),
+                    conversation_id=m.conversation_id,
+                    seq=seq,
+                    role=m.role,
+                    content=storable(m.content),
+                    name=fit(m.name, _NAME_LENGTH),
+                    tool_calls=_wire_calls(m.tool_calls),
+                    tool_call_id=fit(m.tool_call_id, _CALL_ID_LENGTH),
+                    model=fit(m.model, _MODEL_LENGTH),
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    latency_ms=m.latency_ms,
+                    is_complete=m.is_complete,
+                    context_dropped=m.context_dropped,
+                    created_at=now,
                 )
-            ).one()
+                .returning(*messages.c)
+            )
+        ).one()
         return _message(row)
 
     async def messages(self, conversation_id: UUID) -> list[Message]:
@@ -423,7 +429,7 @@ class SqlConversationRepository:
         now: datetime,
     ) -> list[PendingToolCall]:
         """`requests` are (call, parsed arguments, reason) triples. The model's ids, names and
-        arguments are made storable as in `append_message`; the calls returned carry them as
+        arguments are made storable as in `append`; the calls returned carry them as
         stored, so the ids a client is shown are the ids it can approve."""
         pending = [
             PendingToolCall(

@@ -1,0 +1,236 @@
+"""The agent graph's nodes and routers, at module level so each can be tested alone. A node
+takes the state (and the run's `RunContext`; the process-wide `AgentDeps` first where it needs
+them) and returns the state's changes; it writes `AgentEvent`s to the custom stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
+
+import anyio
+from langgraph.runtime import Runtime
+
+from agent_api.application.agent.context import ContextWindow, fit_to_window
+from agent_api.application.agent.events import (
+    ApprovalRequired,
+    ContentDelta,
+    LLMCallFinished,
+    MessageStored,
+    ToolCallRequested,
+    ToolFinished,
+)
+from agent_api.application.agent.router import SYSTEM_PROMPTS, resolve_agent
+from agent_api.application.agent.state import AgentDeps, AgentState, AgentTools, RunContext
+from agent_api.application.ports import ChatModel
+from agent_api.domain.chat import (
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from agent_api.domain.conversations import AgentType
+from agent_api.domain.errors import AppError, UpstreamFailed
+from agent_api.tools.outcome import ToolOutcome
+
+STEP_LIMIT_CODE = "TOOL_CALL_LIMIT"
+ITERATION_LIMIT_NOTE = (
+    "The tool-call limit for this turn has been reached. Do not call tools; answer now with "
+    "what you have, and say what is still missing."
+)
+
+
+async def router(state: AgentState) -> AgentState:
+    """The agent that answers: the conversation's own, or the one its user turn calls for."""
+    fixed = state.get("fixed_agent", AgentType.AUTO)
+    return {"agent": resolve_agent(fixed, state.get("user_message", ""))}
+
+
+async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]) -> AgentState:
+    """One model call on the history; stores the answer and hands its tool calls to `act`."""
+    ctx, write = runtime.context, runtime.stream_writer
+    tools_off = state.get("tools_off", False)
+    system = [ChatMessage(role="system", content=SYSTEM_PROMPTS[state["agent"]])]
+    if tools_off:
+        system.append(ChatMessage(role="system", content=ITERATION_LIMIT_NOTE))
+    offered = () if tools_off else ctx.tools
+    history, dropped = await _fit(deps.context_window, ctx.model, system, state["history"], offered)
+    request = ChatRequest(model=ctx.model, messages=(*system, *history), tools=offered)
+    started = time.perf_counter()
+    if ctx.stream:
+        result = await _stream_answer(deps.chat_model, request, ctx, write, dropped)
+    else:
+        result = await deps.chat_model.complete(request)
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    calls = () if tools_off else result.message.tool_calls
+    stored = await ctx.recorder.assistant(result, calls, latency_ms, context_dropped=dropped)
+    finished = LLMCallFinished(result.model, result.usage, result.finish_reason)
+    write(finished)
+    write(MessageStored(stored))
+    # The calls as stored: what the model wrote is made storable there (an over-long id is
+    # cut), and the results must answer the ids the history and the client see.
+    calls = stored.tool_calls
+    for call in calls:
+        write(ToolCallRequested(call))
+    return {"history": [*state["history"], stored.to_chat()], "pending": list(calls)}
+
+
+async def act(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]) -> AgentState:
+    """Runs the round's calls (and the approved ones of a resumed run), or sets aside those
+    that need an approval; records every result."""
+    ctx, write = runtime.context, runtime.stream_writer
+    per_step = deps.max_tool_calls_per_step
+    asked = state.get("pending", [])
+    awaiting, jobs = _sort_calls(deps.tools, ctx, asked[:per_step])
+    jobs.extend(
+        deps.tools.run_approved(ctx.principal, decided, ctx.conversation_id)
+        for decided in state.get("approved", [])
+    )
+    outcomes = await _gather_bounded(jobs, deps.max_concurrent_tools)
+    outcomes.extend(_over_limit(call, per_step) for call in asked[per_step:])
+    history = list(state["history"])
+    for outcome in outcomes:
+        if outcome is None:  # an approved call that already ran elsewhere
+            continue
+        stored = await ctx.recorder.tool_result(outcome)
+        write(ToolFinished(outcome))
+        write(MessageStored(stored))
+        history.append(stored.to_chat())
+    return {"history": history, "pending": [], "approved": [], "awaiting": awaiting}
+
+
+async def observe(deps: AgentDeps, state: AgentState) -> AgentState:
+    iteration = state.get("iteration", 0) + 1
+    return {"iteration": iteration, "tools_off": iteration >= deps.max_iterations}
+
+
+async def approval(state: AgentState, runtime: Runtime[RunContext]) -> AgentState:
+    pending = await runtime.context.recorder.request_approval(state["awaiting"])
+    runtime.stream_writer(ApprovalRequired(tuple(pending)))
+    return {"awaiting": []}
+
+
+async def respond(state: AgentState) -> AgentState:
+    return {}
+
+
+def after_router(state: AgentState) -> Literal["think", "act"]:
+    """A resumed run (approved calls to run) goes straight to `act`."""
+    return "act" if state.get("approved") else "think"
+
+
+def after_think(state: AgentState) -> Literal["act", "respond"]:
+    return "act" if state.get("pending") else "respond"
+
+
+def after_act(state: AgentState) -> Literal["approval", "observe"]:
+    return "approval" if state.get("awaiting") else "observe"
+
+
+def _sort_calls(
+    tools: AgentTools, ctx: RunContext, calls: Sequence[ToolCall]
+) -> tuple[list[tuple[ToolCall, dict[str, Any], str]], list[Awaitable[ToolOutcome | None]]]:
+    """The calls to hold for an approval, and the jobs that run the others."""
+    awaiting: list[tuple[ToolCall, dict[str, Any], str]] = []
+    jobs: list[Awaitable[ToolOutcome | None]] = []
+    for call in calls:
+        reason = tools.approval_reason(call.name)
+        if reason is not None:
+            try:
+                awaiting.append((call, tools.check(ctx.principal, call), reason))
+                continue
+            except AppError:
+                pass  # not approvable as asked: run() records the error for the model
+        jobs.append(tools.run(ctx.principal, call, ctx.conversation_id))
+    return awaiting, jobs
+
+
+async def _gather_bounded(
+    jobs: Sequence[Awaitable[ToolOutcome | None]], limit: int
+) -> list[ToolOutcome | None]:
+    """The jobs' outcomes in order, at most `limit` running at once."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def bounded(job: Awaitable[ToolOutcome | None]) -> ToolOutcome | None:
+        async with semaphore:
+            return await job
+
+    return list(await asyncio.gather(*map(bounded, jobs)))
+
+
+async def _fit(
+    context_window: Callable[[str], ContextWindow] | None,
+    model: str,
+    system: Sequence[ChatMessage],
+    history: Sequence[ChatMessage],
+    tools: Sequence[ToolSpec],
+) -> tuple[Sequence[ChatMessage], int]:
+    """The history a request to `model` carries and how many messages it leaves out. Counting
+    is CPU work (a tokenizer's first use loads it), so it runs in a worker thread; counts of
+    large messages are remembered by the counter, so later calls cost little.
+    Raises ContextLengthExceeded."""
+    if context_window is None:
+        return history, 0
+    window = context_window(model)
+    fitted = await anyio.to_thread.run_sync(fit_to_window, window, system, history, tools)
+    return fitted.messages, fitted.dropped
+
+
+def _over_limit(call: ToolCall, limit: int) -> ToolOutcome:
+    """The answer to a call beyond the per-step limit: not run, and the model is told why."""
+    return ToolOutcome(
+        tool_call_id=call.id,
+        name=call.name,
+        ok=False,
+        error_code=STEP_LIMIT_CODE,
+        error_message=f"not run: at most {limit} tool calls are run per answer "
+        "(AGENT_MAX_TOOL_CALLS_PER_STEP); ask for the rest in a later answer if still needed",
+    )
+
+
+async def _stream_answer(
+    chat_model: ChatModel, request: ChatRequest, ctx: RunContext, write: Any, dropped: int = 0
+) -> ChatResult:
+    """Streams one LLM call, forwarding text as it arrives. If the run is cancelled mid-answer
+    (the client went away), what was generated is stored, marked incomplete, then the
+    cancellation goes on."""
+    parts: list[str] = []
+    started = time.perf_counter()
+    try:
+        async for event in chat_model.stream(request):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                write(ContentDelta(event.text))
+            elif isinstance(event, StreamEnd):
+                return event.result
+    except (asyncio.CancelledError, GeneratorExit):
+        if parts:
+            partial = ChatResult(
+                message=ChatMessage(role="assistant", content="".join(parts)),
+                finish_reason="length",
+                usage=_estimate_usage(request, parts),
+                model=request.model,
+            )
+            latency_ms = int((time.perf_counter() - started) * 1000)
+            with anyio.CancelScope(shield=True):
+                await ctx.recorder.assistant(
+                    partial, (), latency_ms, complete=False, context_dropped=dropped
+                )
+        raise
+    raise UpstreamFailed("the model's stream ended without a final result")
+
+
+def _estimate_usage(request: ChatRequest, parts: list[str]) -> Usage:
+    """Upstreams report usage only at the end of a stream; for a cut-off answer we count
+    roughly four characters per token so the spend is not lost."""
+    prompt_chars = sum(
+        len(m.content or "") + sum(len(c.arguments) for c in m.tool_calls) for m in request.messages
+    )
+    return Usage(
+        prompt_tokens=prompt_chars // 4 + 1, completion_tokens=sum(map(len, parts)) // 4 + 1
+    )
