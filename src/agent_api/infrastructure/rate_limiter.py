@@ -23,7 +23,7 @@ import time
 from typing import Any, NoReturn
 
 import structlog
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import (
     MovingWindowRateLimiter,
@@ -31,6 +31,7 @@ from limits.aio.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 from limits.errors import StorageError
+from limits.util import WindowStats
 from redis.asyncio import BlockingConnectionPool, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -44,6 +45,17 @@ DEFAULT_KEY_PREFIX = "agent-api:rl"
 NAMESPACE = "v1"
 
 log = structlog.get_logger("agent_api.rate_limiter")
+
+_STORE_ERRORS = (RedisError, StorageError, OSError, TimeoutError)
+
+
+def _state(allowed: bool, limit: int, stats: WindowStats) -> WindowState:
+    return WindowState(
+        allowed=allowed,
+        limit=limit,
+        remaining=max(0, stats.remaining),
+        reset_after=max(0.0, stats.reset_time - time.time()),
+    )
 
 
 def _storage_uri(redis_url: str) -> str:
@@ -106,43 +118,32 @@ class LimitsRateLimiter:
     async def hit(self, key: str, limit: int, window_seconds: int) -> WindowState:
         """See the port. Raises ServiceUnavailable when the store fails (or failed less than
         `cooldown` seconds ago)."""
-        if time.monotonic() < self._down_until:
-            raise ServiceUnavailable("rate limit store unavailable", retry_after=1)
-        item = RateLimitItemPerSecond(limit, window_seconds, namespace=NAMESPACE)
-        strategy: RateLimiter = (
-            self._moving if window_seconds <= MOVING_WINDOW_MAX_SECONDS else self._sliding
-        )
+        item, strategy = self._window(limit, window_seconds)
         try:
             allowed = await strategy.hit(item, key)
             stats = await strategy.get_window_stats(item, key)
-        except (RedisError, StorageError, OSError, TimeoutError) as exc:
+        except _STORE_ERRORS as exc:
             await self._store_failed(exc)
-        return WindowState(
-            allowed=allowed,
-            limit=limit,
-            remaining=max(0, stats.remaining),
-            reset_after=max(0.0, stats.reset_time - time.time()),
-        )
+        return _state(allowed, limit, stats)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> WindowState:
         """See the port: one read of the window's statistics. Raises ServiceUnavailable like
         `hit`."""
+        item, strategy = self._window(limit, window_seconds)
+        try:
+            stats = await strategy.get_window_stats(item, key)
+        except _STORE_ERRORS as exc:
+            await self._store_failed(exc)
+        return _state(stats.remaining > 0, limit, stats)
+
+    def _window(self, limit: int, window_seconds: int) -> tuple[RateLimitItem, RateLimiter]:
+        """The item and strategy for a window. Raises ServiceUnavailable during a cooldown."""
         if time.monotonic() < self._down_until:
             raise ServiceUnavailable("rate limit store unavailable", retry_after=1)
         item = RateLimitItemPerSecond(limit, window_seconds, namespace=NAMESPACE)
-        strategy: RateLimiter = (
-            self._moving if window_seconds <= MOVING_WINDOW_MAX_SECONDS else self._sliding
-        )
-        try:
-            stats = await strategy.get_window_stats(item, key)
-        except (RedisError, StorageError, OSError, TimeoutError) as exc:
-            await self._store_failed(exc)
-        return WindowState(
-            allowed=stats.remaining > 0,
-            limit=limit,
-            remaining=max(0, stats.remaining),
-            reset_after=max(0.0, stats.reset_time - time.time()),
-        )
+        if window_seconds <= MOVING_WINDOW_MAX_SECONDS:
+            return item, self._moving
+        return item, self._sliding
 
     async def _store_failed(self, exc: BaseException) -> NoReturn:
         if time.monotonic() >= self._down_until:  # once per outage, not per request
