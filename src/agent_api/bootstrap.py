@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypedDict, TypeVar
 
+import anyio
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +43,7 @@ from agent_api.infrastructure.llm import DemoChatModel, OpenAICompatibleChatMode
 from agent_api.infrastructure.metrics import Metrics
 from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
 from agent_api.infrastructure.run_slots import MemoryRunSlots, RedisRunSlots
+from agent_api.infrastructure.tokenizers import load_tables_for
 from agent_api.services import (
     Clock,
     api_key_service,
@@ -231,6 +233,8 @@ async def build(
             web_search = _default_web_search(stack, settings)
         if settings.db_auto_migrate:
             await migrations.upgrade(db.engine)
+        # The offered models' tokenizer tables load at start, not in the first request's time.
+        await anyio.to_thread.run_sync(load_tables_for, settings.offered_models)
         usage_records = SqlUsageRepository(db)
         models = ModelCatalog(settings.offered_models, settings.llm_default_model)
         tools = tool_executor(settings, db, metrics, clock, web_search, extra_tools)

@@ -17,7 +17,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from importlib import resources
 
@@ -196,6 +196,15 @@ def counter_for_model(model: str) -> TokenCounter:
         return _BYTE_ESTIMATE
     counter = _COUNTERS.get(encoding_name)
     return counter if counter is not None else _BYTE_ESTIMATE
+
+
+def load_tables_for(models: Iterable[str]) -> None:
+    """Loads the tables of the models' tokenizers now (about 2 s each, once per process), so
+    that no request waits for one. Blocking: call it from a worker thread."""
+    for model in models:
+        counter = counter_for_model(model)
+        if isinstance(counter, TiktokenCounter):
+            load_encoding(counter.encoding_name)
 
 
 _BYTE_ESTIMATE = ByteEstimateCounter()
