@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_api.infrastructure.db.database import Database, create_engine
@@ -42,3 +44,17 @@ async def db(pg_engine: AsyncEngine) -> AsyncIterator[Database]:
             yield RollbackDatabase(pg_engine, conn)
         finally:
             await outer.rollback()
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards (never a flush)."""
+    prefix = f"test-{uuid.uuid4().hex}"
+    yield prefix
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

@@ -4,7 +4,6 @@ exact under concurrency for both strategies, directly and through the whole app.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,20 +13,6 @@ from redis.asyncio import Redis
 from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
 from tests.conftest import bearer, make_settings, register_and_login, running_app
 from tests.unit.fakes import FakeHasher
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards (never a flush)."""
-    prefix = f"test-rl-{uuid.uuid4().hex}"
-    yield prefix
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ its lease runs out; and the cap held across two app instances sharing Redis."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,20 +15,6 @@ from agent_api.infrastructure.run_slots import RedisRunSlots
 from tests.api.test_run_caps import GatedChatModel, chat, keys_for
 from tests.conftest import bearer, make_settings, running_app
 from tests.unit.fakes import FakeHasher
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards (never a flush)."""
-    prefix = f"test-runs-{uuid.uuid4().hex}"
-    yield prefix
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture
