@@ -25,6 +25,7 @@ class ConversationStatus(StrEnum):
     ACTIVE = "active"
     RUNNING = "running"
     PENDING_APPROVAL = "pending_approval"
+    AWAITING_TOOLS = "awaiting_tools"  # parked for the results of the client's own tools
     COMPLETED = "completed"
     FAILED = "failed"
     ARCHIVED = "archived"

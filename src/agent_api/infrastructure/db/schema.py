@@ -114,7 +114,15 @@ api_keys = Table(
     Column("can_approve", Boolean, nullable=False, server_default="0"),
 )
 
-CONVERSATION_STATUSES = ("active", "running", "pending_approval", "completed", "failed", "archived")
+CONVERSATION_STATUSES = (
+    "active",
+    "running",
+    "pending_approval",
+    "awaiting_tools",
+    "completed",
+    "failed",
+    "archived",
+)
 
 conversations = Table(
     "conversations",
@@ -137,10 +145,14 @@ conversations = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("last_message_at", UTCDateTime(), nullable=True),
     Column("deleted_at", UTCDateTime(), nullable=True),
+    # A hash of the messages the client has seen so far (its side of the transcript): a
+    # request without a conversation id whose messages extend it continues this conversation.
+    Column("fingerprint", String(64), nullable=True),
     CheckConstraint(
         "status IN (" + ", ".join(f"'{s}'" for s in CONVERSATION_STATUSES) + ")", name="status"
     ),
     Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),
+    Index("ix_conversations_user_id_fingerprint", "user_id", "fingerprint"),
 )
 
 messages = Table(
@@ -156,6 +168,9 @@ messages = Table(
     Column("seq", Integer, nullable=False),
     Column("role", String(20), nullable=False),
     Column("content", Text, nullable=True),
+    # The content parts (text, images, audio, files) in OpenAI's shape when the message had
+    # more than text; `content` then holds the text parts joined.
+    Column("content_parts", Json, nullable=True),
     Column("name", String(100), nullable=True),
     Column("tool_calls", Json, nullable=True),
     Column("tool_call_id", String(100), nullable=True),
