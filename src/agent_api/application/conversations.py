@@ -25,7 +25,7 @@ from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import ConversationRepository
 from agent_api.application.run_slots import RunSlot, RunSlotService
 from agent_api.application.runs import Run, RunEngine, RunPlan
-from agent_api.domain.chat import ChatMessage, ToolSpec
+from agent_api.domain.chat import PLAIN_TURN, ChatMessage, ToolSpec, TurnOptions
 from agent_api.domain.conversations import (
     AgentType,
     ApprovalRequest,
@@ -77,6 +77,7 @@ class ConversationService:
         model: str | None = None,
         title: str | None = None,
         stream: bool = False,
+        options: TurnOptions = PLAIN_TURN,
     ) -> Run:
         """A new conversation from `history` (its last message is the user's turn), and the
         run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden,
@@ -109,7 +110,7 @@ class ConversationService:
             stored = await self._store_all(conversation.id, history)
         chat = [m.to_chat() for m in stored]
         turn = history[-1].content or ""
-        return run.ready(self._plan(principal, run, stream, stored, chat, turn))
+        return run.ready(self._plan(principal, run, stream, stored, chat, turn, options=options))
 
     async def send(
         self,
@@ -119,6 +120,7 @@ class ConversationService:
         *,
         model: str | None = None,
         stream: bool = False,
+        options: TurnOptions = PLAIN_TURN,
     ) -> Run:
         """The next user turn of a conversation, answered by `model` (default: the
         conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
@@ -132,7 +134,9 @@ class ConversationService:
                 NewMessage(conversation_id, "user", self._now(), content=message)
             )
             history = await self._history(conversation_id)
-        plan = self._plan(principal, run, stream, [user], history, message, model=model)
+        plan = self._plan(
+            principal, run, stream, [user], history, message, model=model, options=options
+        )
         return run.ready(plan)
 
     async def approve(
@@ -263,6 +267,7 @@ class ConversationService:
         *,
         approved: list[DecidedToolCall] | None = None,
         model: str | None = None,
+        options: TurnOptions = PLAIN_TURN,
     ) -> RunPlan:
         """The graph's context and initial state."""
         conversation = run.conversation
@@ -274,6 +279,7 @@ class ConversationService:
             tools=self._tool_specs(principal),
             stream=stream,
             recorder=recorder,
+            options=options,
         )
         state: AgentState = {
             "history": history,

@@ -116,6 +116,29 @@ class ToolSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
+ToolChoice = str  # "auto", "none", "required", or the name of the one function to call
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptions:
+    """What a client asks of one agent turn beyond its messages, checked at the edge.
+
+    `client_tools` are the client's own function tools: offered to the model beside the
+    server's, never run here (a call of one ends the turn and goes back to the client).
+    `tool_choice` applies to the turn's first model call. `upstream` holds the request fields
+    forwarded unchanged on every model call of the turn (sampling, stop, seed, penalties,
+    response_format ... in OpenAI's spelling). `max_completion_tokens` bounds each call and
+    the sum over the turn."""
+
+    client_tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = "auto"
+    upstream: Mapping[str, Any] = field(default_factory=dict)
+    max_completion_tokens: int | None = None
+
+
+PLAIN_TURN = TurnOptions()  # no client tools, nothing forwarded: the native surface's turns
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str

@@ -33,7 +33,6 @@ from agent_api.api.streaming import DONE, PING, event_stream, sse_data, with_kee
 from agent_api.application.agent.events import ContentDelta, RunFinished
 from agent_api.application.runs import Run
 from agent_api.domain.chat import ToolCall
-from agent_api.domain.conversations import PendingToolCall
 from agent_api.domain.errors import AppError, InvalidRequest, ModelNotFound
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -42,21 +41,18 @@ OWNED_BY = "agent-api"
 _STARTED = int(time.time())
 
 
-def _pending_calls(pending: tuple[PendingToolCall, ...]) -> list[dict[str, Any]]:
-    return [
-        ToolCall(id=p.tool_call_id, name=p.name, arguments=json.dumps(p.arguments)).to_openai()
-        for p in pending
-    ]
-
-
 def _pending_extension(finished: RunFinished) -> dict[str, Any]:
     if not finished.pending:
         return {}
     conversation_id = str(finished.conversation.id)
+    calls = [
+        ToolCall(id=p.tool_call_id, name=p.name, arguments=json.dumps(p.arguments)).to_openai()
+        for p in finished.pending
+    ]
     return {
         "pending_approval": {
             "conversation_id": conversation_id,
-            "tool_calls": _pending_calls(finished.pending),
+            "tool_calls": calls,
             "approve_url": f"/v1/conversations/{conversation_id}/approve",
         }
     }
@@ -65,13 +61,10 @@ def _pending_extension(finished: RunFinished) -> dict[str, Any]:
 def _completion(
     finished: RunFinished, completion_id: str, created: int, model: str
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": finished.final_text or None,
-        "refusal": None,
-    }
-    if finished.pending:
-        message["tool_calls"] = _pending_calls(finished.pending)
+    answer = finished.answer()
+    message: dict[str, Any] = {"role": "assistant", "content": answer.content, "refusal": None}
+    if answer.tool_calls:
+        message["tool_calls"] = [call.to_openai() for call in answer.tool_calls]
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -131,8 +124,8 @@ async def _chunks(
         yield DONE
         return
     assert finished is not None
-    for index, call in enumerate(_pending_calls(finished.pending)):
-        yield chunk({"tool_calls": [{"index": index, **call}]})
+    for index, call in enumerate(finished.answer().tool_calls):
+        yield chunk({"tool_calls": [{"index": index, **call.to_openai()}]})
     yield chunk(
         {},
         finished.finish_reason,

@@ -6,9 +6,10 @@ them), then `RunFinished` once the conversation's state has been written.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from agent_api.domain.chat import ToolCall, Usage
+from agent_api.domain.chat import ChatMessage, ToolCall, Usage
 from agent_api.domain.conversations import Conversation, Message, PendingToolCall
 from agent_api.tools.outcome import ToolOutcome
 
@@ -57,6 +58,15 @@ class RunFinished:
     pending: tuple[PendingToolCall, ...] = ()
     final_text: str = ""
     finish_reason: str = "stop"
+
+    def answer(self) -> ChatMessage:
+        """The assistant message the client is shown for this run: the final text, and the
+        calls the client must act on (the ones waiting for an approval)."""
+        calls = tuple(
+            ToolCall(id=p.tool_call_id, name=p.name, arguments=json.dumps(p.arguments))
+            for p in self.pending
+        )
+        return ChatMessage.assistant(self.final_text or None, calls)
 
 
 AgentEvent = (

@@ -9,7 +9,14 @@ from uuid import UUID
 
 from agent_api.application.agent.context import ContextWindow
 from agent_api.application.ports import ChatModel
-from agent_api.domain.chat import ChatMessage, ChatResult, ToolCall, ToolSpec
+from agent_api.domain.chat import (
+    PLAIN_TURN,
+    ChatMessage,
+    ChatResult,
+    ToolCall,
+    ToolSpec,
+    TurnOptions,
+)
 from agent_api.domain.conversations import AgentType, DecidedToolCall, Message, PendingToolCall
 from agent_api.domain.credentials import Principal
 from agent_api.tools.outcome import ToolOutcome
@@ -63,6 +70,7 @@ class RunContext:
     tools: tuple[ToolSpec, ...]
     stream: bool
     recorder: RunRecorder
+    options: TurnOptions = PLAIN_TURN
 
 
 class AgentState(TypedDict, total=False):
