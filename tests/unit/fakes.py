@@ -261,6 +261,7 @@ class FakeConversationRepository:
         # (model, prompt tokens, completion tokens) recorded with each answer
         self.usage: list[tuple[str, int, int]] = []
         self.fail_on_append: Exception | None = None
+        self.round_trips = 0  # calls that stored messages (append, append_many)
 
     async def create(self, conversation: Conversation) -> None:
         self.conversations[conversation.id] = conversation
@@ -295,7 +296,14 @@ class FakeConversationRepository:
         return True
 
     async def claim_run(
-        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        now: datetime,
+        lease: timedelta,
+        *,
+        fingerprint: str | None = None,
     ) -> Conversation | None:
         current = await self.get(conversation_id, user_id)
         if current is None:
@@ -304,7 +312,11 @@ class FakeConversationRepository:
         expired = current.status is ConversationStatus.RUNNING and (
             current.lease_expires_at is not None and current.lease_expires_at < now
         )
-        return self._claim(current, run_id, now, lease) if idle or expired else None
+        if not (idle or expired):
+            return None
+        if fingerprint is not None:
+            current = dataclasses.replace(current, fingerprint=fingerprint)
+        return self._claim(current, run_id, now, lease)
 
     async def apply_decision(
         self,
@@ -348,13 +360,24 @@ class FakeConversationRepository:
         return True
 
     async def finish_run(
-        self, conversation_id: UUID, run_id: UUID, status: ConversationStatus, now: datetime
+        self,
+        conversation_id: UUID,
+        run_id: UUID,
+        status: ConversationStatus,
+        now: datetime,
+        *,
+        fingerprint: str | None = None,
     ) -> Conversation | None:
         current = self.conversations.get(conversation_id)
         if current is None or current.run_id != run_id:
             return None
         finished = dataclasses.replace(
-            current, status=status, run_id=None, lease_expires_at=None, updated_at=now
+            current,
+            status=status,
+            run_id=None,
+            lease_expires_at=None,
+            updated_at=now,
+            fingerprint=fingerprint,
         )
         self.conversations[conversation_id] = finished
         return finished
@@ -367,13 +390,42 @@ class FakeConversationRepository:
             and c.lease_expires_at is not None
             and c.lease_expires_at <= now
         ]
-        for c in expired:
-            await self.finish_run(c.id, c.run_id or UUID(int=0), ConversationStatus.FAILED, now)
+        for c in expired:  # the run's fingerprint stays: a retry of its request finds it
+            await self.finish_run(
+                c.id,
+                c.run_id or UUID(int=0),
+                ConversationStatus.FAILED,
+                now,
+                fingerprint=c.fingerprint,
+            )
         return len(expired)
 
     async def append(self, message: NewMessage) -> Message:
         if self.fail_on_append is not None:
             raise self.fail_on_append
+        self.round_trips += 1
+        return self._store(message)
+
+    async def append_many(self, conversation_id: UUID, new: Sequence[NewMessage]) -> list[Message]:
+        if not new:
+            return []
+        if self.fail_on_append is not None:
+            raise self.fail_on_append
+        if any(m.conversation_id != conversation_id for m in new):
+            raise ValueError("append_many stores messages of one conversation")
+        self.round_trips += 1
+        return [self._store(m) for m in new]
+
+    async def find_thread(self, user_id: UUID, heads: Sequence[str]) -> Conversation | None:
+        rank = {head: i for i, head in enumerate(heads)}
+        found = [
+            c for c in self.conversations.values() if c.user_id == user_id and c.fingerprint in rank
+        ]
+        if not found:
+            return None
+        return min(found, key=lambda c: (rank[c.fingerprint or ""], -c.updated_at.timestamp()))
+
+    def _store(self, message: NewMessage) -> Message:
         m = message
         stored = Message(
             id=uuid.uuid4(),

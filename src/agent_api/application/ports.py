@@ -211,10 +211,18 @@ class ConversationRepository(Protocol):
     async def delete(self, conversation_id: UUID, user_id: UUID, now: datetime) -> bool: ...
 
     async def claim_run(
-        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        now: datetime,
+        lease: timedelta,
+        *,
+        fingerprint: str | None = None,
     ) -> Conversation | None:
         """`running` under `run_id` if idle or its lease expired; None when busy or not the
-        caller's."""
+        caller's. A `fingerprint` (a stateless request's transcript head) is written by the
+        same statement; None leaves the stored one as it is."""
 
     async def apply_decision(
         self,
@@ -234,9 +242,17 @@ class ConversationRepository(Protocol):
     ) -> bool: ...
 
     async def finish_run(
-        self, conversation_id: UUID, run_id: UUID, status: ConversationStatus, now: datetime
+        self,
+        conversation_id: UUID,
+        run_id: UUID,
+        status: ConversationStatus,
+        now: datetime,
+        *,
+        fingerprint: str | None = None,
     ) -> Conversation | None:
-        """Ends run `run_id` with `status`; None if the run no longer holds the conversation."""
+        """Ends run `run_id` with `status` and sets the conversation's fingerprint to
+        `fingerprint` (None clears it), in one statement; None if the run no longer holds
+        the conversation."""
 
     async def fail_expired_runs(self, now: datetime) -> int:
         """Marks `failed` every running conversation whose lease has expired."""
@@ -251,6 +267,15 @@ class ConversationRepository(Protocol):
     ) -> Message:
         """`append` an LLM answer and record its tokens (`message.usage`, `message.model`) as
         the usage of `user_id` through `api_key_id`, atomically: both or neither."""
+
+    async def append_many(self, conversation_id: UUID, new: Sequence[NewMessage]) -> list[Message]:
+        """`append` for the messages `new` of one conversation, in order, in one round trip
+        whatever their number; returns them as stored, in order (consecutive `seq`)."""
+
+    async def find_thread(self, user_id: UUID, heads: Sequence[str]) -> Conversation | None:
+        """In one query, the user's live conversation whose fingerprint is the earliest of
+        `heads` any has (callers list the longest transcript prefix first), the most recently
+        updated among equals; None when no conversation of the user has any of them."""
 
     async def messages(self, conversation_id: UUID) -> list[Message]: ...
 

@@ -72,6 +72,9 @@ class Conversation:
     last_message_at: datetime | None = None
     run_id: UUID | None = None
     lease_expires_at: datetime | None = None
+    # The head of the hash chain over the transcript a stateless client holds (see
+    # `domain.fingerprints`); None when the conversation was last run another way.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 from uuid import UUID
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent_api.domain.chat import ToolCall
@@ -78,6 +78,7 @@ def _conversation(row: Any) -> Conversation:
         last_message_at=row.last_message_at,
         run_id=row.run_id,
         lease_expires_at=row.lease_expires_at,
+        fingerprint=row.fingerprint,
     )
 
 
@@ -126,6 +127,44 @@ def _wire_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]] | None:
     ]
 
 
+def _counted(new: Sequence[NewMessage]) -> dict[str, Any]:
+    """The conversation's counters with `new` added (values for one UPDATE)."""
+    c = conversations.c
+    prompt = sum(m.usage.prompt_tokens for m in new)
+    completion = sum(m.usage.completion_tokens for m in new)
+    now = max(m.created_at for m in new)
+    return {
+        "message_count": c.message_count + len(new),
+        "tool_call_count": c.tool_call_count + sum(len(m.tool_calls) for m in new),
+        "prompt_tokens": c.prompt_tokens + prompt,
+        "completion_tokens": c.completion_tokens + completion,
+        "total_tokens": c.total_tokens + prompt + completion,
+        "last_message_at": now,
+        "updated_at": now,
+    }
+
+
+def _message_row(m: NewMessage, seq: int) -> dict[str, Any]:
+    """The `messages` row of `m` at `seq`, made storable (see `append`)."""
+    return {
+        "id": uuid.uuid4(),
+        "conversation_id": m.conversation_id,
+        "seq": seq,
+        "role": m.role,
+        "content": storable(m.content),
+        "name": fit(m.name, _NAME_LENGTH),
+        "tool_calls": _wire_calls(m.tool_calls),
+        "tool_call_id": fit(m.tool_call_id, _CALL_ID_LENGTH),
+        "model": fit(m.model, _MODEL_LENGTH),
+        "prompt_tokens": m.usage.prompt_tokens,
+        "completion_tokens": m.usage.completion_tokens,
+        "latency_ms": m.latency_ms,
+        "is_complete": m.is_complete,
+        "context_dropped": m.context_dropped,
+        "created_at": m.created_at,
+    }
+
+
 _pending_rows = and_(
     tool_executions.c.status == "pending_approval", tool_executions.c.decision.is_(None)
 )
@@ -148,6 +187,7 @@ class SqlConversationRepository:
                     model=c.model,
                     run_id=c.run_id,
                     lease_expires_at=c.lease_expires_at,
+                    fingerprint=c.fingerprint,
                     created_at=c.created_at,
                     updated_at=c.updated_at,
                 )
@@ -199,7 +239,14 @@ class SqlConversationRepository:
         return result.rowcount == 1
 
     async def claim_run(
-        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        now: datetime,
+        lease: timedelta,
+        *,
+        fingerprint: str | None = None,
     ) -> Conversation | None:
         claimable = or_(
             conversations.c.status.in_([s.value for s in IDLE_STATUSES]),
@@ -209,7 +256,9 @@ class SqlConversationRepository:
             ),
         )
         async with self._db.transaction() as conn:
-            return await self._claim(conn, conversation_id, user_id, run_id, now, lease, claimable)
+            return await self._claim(
+                conn, conversation_id, user_id, run_id, now, lease, claimable, fingerprint
+            )
 
     async def apply_decision(
         self,
@@ -253,7 +302,10 @@ class SqlConversationRepository:
         now: datetime,
         lease: timedelta,
         condition: Any,
+        fingerprint: str | None = None,
     ) -> Conversation | None:
+        # The fingerprint is written only by a stateless claim; others leave it until the end.
+        kept = {} if fingerprint is None else {"fingerprint": fingerprint}
         result = await conn.execute(
             update(conversations)
             .where(
@@ -267,6 +319,7 @@ class SqlConversationRepository:
                 run_id=run_id,
                 lease_expires_at=now + lease,
                 updated_at=now,
+                **kept,
             )
             .returning(*conversations.c)
         )
@@ -285,13 +338,25 @@ class SqlConversationRepository:
         return result.rowcount == 1
 
     async def finish_run(
-        self, conversation_id: UUID, run_id: UUID, status: ConversationStatus, now: datetime
+        self,
+        conversation_id: UUID,
+        run_id: UUID,
+        status: ConversationStatus,
+        now: datetime,
+        *,
+        fingerprint: str | None = None,
     ) -> Conversation | None:
         async with self._db.transaction() as conn:
             result = await conn.execute(
                 update(conversations)
                 .where(conversations.c.id == conversation_id, conversations.c.run_id == run_id)
-                .values(status=status.value, run_id=None, lease_expires_at=None, updated_at=now)
+                .values(
+                    status=status.value,
+                    run_id=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                    fingerprint=fingerprint,
+                )
                 .returning(*conversations.c)
             )
             row = result.first()
@@ -352,47 +417,64 @@ class SqlConversationRepository:
         return stored
 
     async def _append(self, conn: AsyncConnection, message: NewMessage) -> Message:
-        m, usage, now = message, message.usage, message.created_at
+        m = message
         # The counter update hands out the sequence number: one statement, no race.
         counted = await conn.execute(
             update(conversations)
             .where(conversations.c.id == m.conversation_id)
-            .values(
-                message_count=conversations.c.message_count + 1,
-                tool_call_count=conversations.c.tool_call_count + len(m.tool_calls),
-                prompt_tokens=conversations.c.prompt_tokens + usage.prompt_tokens,
-                completion_tokens=conversations.c.completion_tokens + usage.completion_tokens,
-                total_tokens=conversations.c.total_tokens + usage.total_tokens,
-                last_message_at=now,
-                updated_at=now,
-            )
+            .values(**_counted([m]))
             .returning(conversations.c.message_count)
         )
         seq = counted.scalar_one()
         row = (
             await conn.execute(
-                insert(messages)
-                .values(
-                    id=uuid.uuid4(),
-                    conversation_id=m.conversation_id,
-                    seq=seq,
-                    role=m.role,
-                    content=storable(m.content),
-                    name=fit(m.name, _NAME_LENGTH),
-                    tool_calls=_wire_calls(m.tool_calls),
-                    tool_call_id=fit(m.tool_call_id, _CALL_ID_LENGTH),
-                    model=fit(m.model, _MODEL_LENGTH),
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    latency_ms=m.latency_ms,
-                    is_complete=m.is_complete,
-                    context_dropped=m.context_dropped,
-                    created_at=now,
-                )
-                .returning(*messages.c)
+                insert(messages).values(**_message_row(m, seq)).returning(*messages.c)
             )
         ).one()
         return _message(row)
+
+    async def append_many(self, conversation_id: UUID, new: Sequence[NewMessage]) -> list[Message]:
+        """`append` for several messages of one conversation, in order, in one transaction of
+        two statements whatever their number: the counters take them all at once (handing out
+        their sequence numbers), then one multi-row insert stores them."""
+        if not new:
+            return []
+        if any(m.conversation_id != conversation_id for m in new):
+            raise ValueError("append_many stores messages of one conversation")
+        async with self._db.transaction() as conn:
+            counted = await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(**_counted(new))
+                .returning(conversations.c.message_count)
+            )
+            first = counted.scalar_one() - len(new) + 1
+            rows = [_message_row(m, first + i) for i, m in enumerate(new)]
+            result = await conn.execute(
+                insert(messages).returning(*messages.c, sort_by_parameter_order=True), rows
+            )
+            return [_message(row) for row in result.all()]
+
+    async def find_thread(self, user_id: UUID, heads: Sequence[str]) -> Conversation | None:
+        """One query: of the user's live conversations whose fingerprint is in `heads`, the
+        one whose fingerprint comes first in `heads` (callers list the longest prefix first),
+        the most recently updated among equals."""
+        if not heads:
+            return None
+        rank = case({head: i for i, head in enumerate(heads)}, value=conversations.c.fingerprint)
+        query = (
+            select(conversations)
+            .where(
+                conversations.c.user_id == user_id,
+                conversations.c.fingerprint.in_(list(heads)),
+                _live,
+            )
+            .order_by(rank, conversations.c.updated_at.desc(), conversations.c.id.desc())
+            .limit(1)
+        )
+        async with self._db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _conversation(row) if row else None
 
     async def messages(self, conversation_id: UUID) -> list[Message]:
         query = (
