@@ -8,6 +8,12 @@ back in one place, `__aexit__`, with the status the way it ended calls for:
 - failed → `failed`; cancelled or the client gone → `active` (the conversation stays usable);
 - failed (or cancelled) while the turn's input was being stored → the status the opener
   chose (`Run.preparing`), since only it knows whether what was written is whole.
+
+The same statement sets the conversation's fingerprint (`domain.fingerprints`). A run started
+by a stateless request knows the head of the client's transcript (`request_head`): answered
+or paused, the head extended with the answer the client is shown; otherwise the request's own
+head stays, so a retry of that request finds the conversation. Any other run clears it: the
+fingerprint always describes a whole client transcript, or nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from agent_api.domain.conversations import (
     Message,
     PendingToolCall,
 )
+from agent_api.domain.fingerprints import chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +96,16 @@ class Run:
     generated, marked incomplete, and hands the conversation back."""
 
     def __init__(
-        self, engine: RunEngine, conversation: Conversation, run_id: UUID, slot: RunSlot
+        self,
+        engine: RunEngine,
+        conversation: Conversation,
+        run_id: UUID,
+        slot: RunSlot,
+        *,
+        request_head: str | None = None,
     ) -> None:
         self._engine = engine
+        self._request_head = request_head
         self.conversation = conversation
         self.run_id = run_id
         self._slot = slot
@@ -108,7 +122,7 @@ class Run:
         try:
             yield
         except BaseException:
-            await self._release(on_failure)
+            await self._release(on_failure, answered=False)
             raise
 
     def ready(self, plan: RunPlan) -> Run:
@@ -133,7 +147,7 @@ class Run:
             status = ConversationStatus.ACTIVE  # the client left; the conversation stays usable
         else:
             status = ConversationStatus.FAILED
-        await self._release(status)
+        await self._release(status, answered=exc_type is None)
 
     async def events(self) -> AsyncGenerator[AgentEvent, None]:
         plan = self._plan
@@ -185,15 +199,26 @@ class Run:
             else ("stop" if reason == "tool_calls" else reason),
         )
 
-    async def _release(self, status: ConversationStatus) -> None:
+    def _fingerprint(self, answered: bool) -> str | None:
+        """The conversation's fingerprint once this run ends (see the module's docstring)."""
+        if self._request_head is None or not answered:
+            return self._request_head
+        return chain(self._request_head, self._finished().answer())
+
+    async def _release(self, status: ConversationStatus, *, answered: bool) -> None:
         """Ends the claim with `status` and frees the slot, even when being cancelled."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         engine = self._engine
         try:
+            fingerprint = self._fingerprint(answered)
             with anyio.CancelScope(shield=True):
                 self._final = await engine.repo.finish_run(
-                    self.conversation.id, self.run_id, status, engine.clock()
+                    self.conversation.id,
+                    self.run_id,
+                    status,
+                    engine.clock(),
+                    fingerprint=fingerprint,
                 )
         finally:
             await self._slot.release()
