@@ -118,6 +118,10 @@ def error_response(request_path: str, exc: e.AppError) -> JSONResponse:
     elif isinstance(exc, e.Conflict | e.UpstreamFailed) and status in (409, 502):
         # Retrying a busy conversation or a failed upstream right away will not help.
         headers["x-should-retry"] = "false"
+    elif isinstance(exc, e.UpstreamTimeout) and is_openai_path(request_path):
+        # The run had begun (only a run calls the upstream) and is over: an SDK's automatic
+        # retry would run the agent again from the start, for the same timeout.
+        headers["x-should-retry"] = "false"
     if is_openai_path(request_path):
         body = openai_error_for(exc)
     else:

@@ -1,5 +1,8 @@
 """Conversations: starting, continuing and approving agent runs.
 
+`continue_or_start` serves requests that carry their whole transcript and no conversation id
+(stateless clients): see `application.threads` for how the conversation is found.
+
 Each of `start`, `send` and `approve` takes a run slot (the cap on concurrent runs) before
 anything is written — a run refused by the cap writes nothing — then claims the conversation,
 stores the turn's input and hands back the `Run`, which owns the claim and the slot from then
@@ -25,6 +28,7 @@ from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import ConversationRepository
 from agent_api.application.run_slots import RunSlot, RunSlotService
 from agent_api.application.runs import Run, RunEngine, RunPlan
+from agent_api.application.threads import Step, ThreadMatch, find_thread
 from agent_api.domain.chat import PLAIN_TURN, ChatMessage, ToolSpec, TurnOptions
 from agent_api.domain.conversations import (
     AgentType,
@@ -40,6 +44,7 @@ from agent_api.domain.conversations import (
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import (
     ConversationBusy,
+    DuplicateRequest,
     InvalidRequest,
     NotFound,
     NotPendingApproval,
@@ -83,6 +88,73 @@ class ConversationService:
         run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden,
         RateLimited (too many runs in progress). When the
         history cannot be stored, the new conversation is marked `failed` before raising."""
+        return await self._start(
+            principal, history, agent_type, model, title, stream, options, request_head=None
+        )
+
+    async def continue_or_start(
+        self,
+        principal: Principal,
+        history: Sequence[ChatMessage],
+        *,
+        model: str | None = None,
+        stream: bool = False,
+        options: TurnOptions = PLAIN_TURN,
+    ) -> Run:
+        """The run answering a whole client transcript sent without a conversation id: the
+        user's conversation it extends continues, storing only the new messages; otherwise a
+        new conversation stores it all. The same request while its run is going raises
+        DuplicateRequest; once that run has failed or was cut short, the stored turn runs
+        again, storing nothing twice. Raises what `start` and `send` raise."""
+        last = history[-1] if history else None
+        if (
+            last is None
+            or last.role not in ("user", "tool")
+            or not (last.content or last.role == "tool")
+        ):
+            raise InvalidRequest(
+                "the last message must be a non-empty user message", param="messages"
+            )
+        match = await find_thread(self._repo, principal.user.id, history)
+        step = match.step(history)
+        if step is Step.START:
+            return await self._start(
+                principal,
+                history,
+                AgentType.AUTO,
+                model,
+                None,
+                stream,
+                options,
+                request_head=match.request_head,
+            )
+        assert match.conversation is not None
+        if step is Step.TOOL_RESULTS:
+            return await self._resume_client_tools(principal, match, history)
+        if step is Step.RETRY:
+            self._refuse_duplicate(match.conversation)
+        return await self._continue(
+            principal,
+            match.conversation.id,
+            history[match.known :],
+            model=model,
+            stream=stream,
+            options=options,
+            request_head=match.request_head,
+        )
+
+    async def _start(
+        self,
+        principal: Principal,
+        history: Sequence[ChatMessage],
+        agent_type: AgentType,
+        model: str | None,
+        title: str | None,
+        stream: bool,
+        options: TurnOptions,
+        *,
+        request_head: str | None,
+    ) -> Run:
         if not history or history[-1].role != "user" or not history[-1].content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
@@ -100,11 +172,12 @@ class ConversationService:
             updated_at=now,
             run_id=run_id,
             lease_expires_at=now + self._lease,
+            fingerprint=request_head,
         )
         slot = await self._take_slot(principal)
         async with _freed_on_error(slot):
             await self._repo.create(conversation)
-        run = Run(self._engine, conversation, run_id, slot)
+        run = Run(self._engine, conversation, run_id, slot, request_head=request_head)
         # `failed`, not `active`: part of the history may be missing, and the list should say so.
         async with run.preparing(on_failure=ConversationStatus.FAILED):
             stored = await self._store_all(conversation.id, history)
@@ -125,19 +198,63 @@ class ConversationService:
         """The next user turn of a conversation, answered by `model` (default: the
         conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
         is pending), ModelNotFound, ModelForbidden, RateLimited (too many runs in progress)."""
+        return await self._continue(
+            principal,
+            conversation_id,
+            [ChatMessage.user(message)],
+            model=model,
+            stream=stream,
+            options=options,
+            request_head=None,
+        )
+
+    async def _continue(
+        self,
+        principal: Principal,
+        conversation_id: UUID,
+        new: Sequence[ChatMessage],
+        *,
+        model: str | None,
+        stream: bool,
+        options: TurnOptions,
+        request_head: str | None,
+    ) -> Run:
+        """`send` for the messages `new` (user and system ones, the last a user's; none when
+        the stored turn runs again). Stores them in one round trip."""
         slot = await self._take_slot(principal)
         async with _freed_on_error(slot):
-            run = Run(self._engine, *await self._claim(principal, conversation_id), slot)
+            conversation, run_id = await self._claim(principal, conversation_id, request_head)
+        run = Run(self._engine, conversation, run_id, slot, request_head=request_head)
         async with run.preparing(on_failure=ConversationStatus.ACTIVE):
             model = self._models.resolve(principal, model or run.conversation.model)
-            user = await self._repo.append(
-                NewMessage(conversation_id, "user", self._now(), content=message)
-            )
+            stored = await self._store_all(conversation_id, new)
             history = await self._history(conversation_id)
+        if not new:
+            history = _without_unseen_answer(history)
+        turn = next((m.content or "" for m in reversed(history) if m.role == "user"), "")
         plan = self._plan(
-            principal, run, stream, [user], history, message, model=model, options=options
+            principal, run, stream, stored, history, turn, model=model, options=options
         )
         return run.ready(plan)
+
+    def _refuse_duplicate(self, conversation: Conversation) -> None:
+        """A retry of the request a live run is answering never starts a second run. (A run
+        whose lease ran out died with its process: the retry takes it over.)"""
+        lease = conversation.lease_expires_at
+        if conversation.status is ConversationStatus.RUNNING and (
+            lease is None or lease >= self._now()
+        ):
+            raise DuplicateRequest()
+
+    async def _resume_client_tools(
+        self, principal: Principal, match: ThreadMatch, history: Sequence[ChatMessage]
+    ) -> Run:
+        """Tool messages answering the client's own tool calls, on the conversation that
+        asked for them: the one place a stateless request resumes a parked run."""
+        raise InvalidRequest(
+            "tool results cannot continue a conversation yet: send a user message",
+            param="messages",
+        )
 
     async def approve(
         self,
@@ -183,11 +300,16 @@ class ConversationService:
     # --- internals -------------------------------------------------------------------------
 
     async def _claim(
-        self, principal: Principal, conversation_id: UUID
+        self, principal: Principal, conversation_id: UUID, fingerprint: str | None = None
     ) -> tuple[Conversation, UUID]:
         run_id = uuid.uuid4()
         claimed = await self._repo.claim_run(
-            conversation_id, principal.user.id, run_id, self._now(), self._lease
+            conversation_id,
+            principal.user.id,
+            run_id,
+            self._now(),
+            self._lease,
+            fingerprint=fingerprint,
         )
         if claimed is not None:
             return claimed, run_id
@@ -245,10 +367,9 @@ class ConversationService:
     async def _store_all(
         self, conversation_id: UUID, history: Sequence[ChatMessage]
     ) -> list[Message]:
-        return [
-            await self._repo.append(NewMessage.of_chat(conversation_id, message, self._now()))
-            for message in history
-        ]
+        now = self._now()
+        new = [NewMessage.of_chat(conversation_id, message, now) for message in history]
+        return await self._repo.append_many(conversation_id, new)
 
     async def _history(
         self, conversation_id: UUID, resuming: Sequence[str] = ()
@@ -289,6 +410,15 @@ class ConversationService:
             "iteration": 0,
         }
         return RunPlan(context, state, new)
+
+
+def _without_unseen_answer(history: list[ChatMessage]) -> list[ChatMessage]:
+    """The history a stored turn runs again on: without the trailing text answer of the
+    attempt the client never received (cut short, or written before the run failed)."""
+    end = len(history)
+    while end and history[end - 1].role == "assistant" and not history[end - 1].tool_calls:
+        end -= 1
+    return history[:end]
 
 
 @asynccontextmanager

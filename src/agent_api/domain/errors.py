@@ -151,6 +151,14 @@ class ConversationBusy(Conflict):
     default_message = "the conversation is running or waiting for an approval"
 
 
+class DuplicateRequest(ConversationBusy):
+    """A request without a conversation id repeats the one a conversation is running now (a
+    client's retry): it must not start a second run."""
+
+    code = "DUPLICATE_REQUEST"
+    default_message = "this request is already being answered; wait for its answer"
+
+
 class ApiKeyLimitReached(Conflict):
     code = "API_KEY_LIMIT_REACHED"
     default_message = "this user has the maximum number of live API keys"

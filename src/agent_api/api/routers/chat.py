@@ -155,8 +155,10 @@ def _conversation_id(body: ChatCompletionRequest, header: str | None) -> UUID | 
     "/chat/completions",
     summary="Chat completion (OpenAI-compatible), answered by the agent",
     description="Runs the agent with the server-side tools the credential may use. Without "
-    "`conversation_id` (body extension or `X-Conversation-Id` header) the `messages` start a "
-    "new stored conversation; with it, only the trailing user message is taken. A tool call "
+    "`conversation_id` (body extension or `X-Conversation-Id` header) the `messages` continue "
+    "the caller's stored conversation they extend (only the new messages are stored) or start a "
+    "new one; with it, only the trailing user message is taken. A retry of a request still "
+    "being answered is refused with 409 and `x-should-retry: false`. A tool call "
     'that needs approval ends the answer with `finish_reason: "tool_calls"` and the extension '
     "`pending_approval`; approve with `POST /v1/conversations/{id}/approve`.",
     responses={
@@ -175,7 +177,9 @@ async def chat_completions(
     conversation_id = _conversation_id(body, x_conversation_id)
     messages = body.chat_messages()
     if conversation_id is None:
-        run = await service.start(principal, messages, model=body.model, stream=body.stream)
+        run = await service.continue_or_start(
+            principal, messages, model=body.model, stream=body.stream
+        )
     else:
         last = messages[-1]
         if last.role != "user" or not last.content:
