@@ -52,6 +52,14 @@ def chat(stream: bool) -> dict[str, Any]:
     return {"model": "demo", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
 
 
+def numbered(body: dict[str, Any], n: int) -> dict[str, Any]:
+    """`body` with its own text: the same body again would be a retry of the same request,
+    refused as a duplicate before the cap is consulted."""
+    if "messages" in body:
+        return {**body, "messages": [{"role": "user", "content": f"hi {n}"}]}
+    return {**body, "message": f"hi {n}"}
+
+
 ROUTES = {
     "chat-stream": ("/v1/chat/completions", chat(stream=True)),
     "chat": ("/v1/chat/completions", chat(stream=False)),
@@ -78,14 +86,17 @@ async def test_the_run_over_the_cap_is_refused_until_one_ends(tmp_path: Path, ro
         settings, hasher=FakeHasher(), chat_model=model, metrics=metrics
     ) as client:
         headers = bearer((await keys_for(client, "ada@example.com"))[0])
-        running = [asyncio.create_task(client.post(path, json=body, headers=headers)) for _ in "ab"]
+        running = [
+            asyncio.create_task(client.post(path, json=numbered(body, n), headers=headers))
+            for n in (1, 2)
+        ]
         await model.held(2)
         async with asyncio.timeout(10):  # without a cap it would wait at the gate
-            refused = await client.post(path, json=body, headers=headers)
+            refused = await client.post(path, json=numbered(body, 3), headers=headers)
         listed = await client.get("/v1/conversations", headers=headers)
         model.gate.set()
         finished = await asyncio.gather(*running)
-        after = await client.post(path, json=body, headers=headers)
+        after = await client.post(path, json=numbered(body, 4), headers=headers)
     ok = 201 if path == "/v1/conversations" else 200
     assert [r.status_code for r in finished] == [ok, ok]
     assert refused.status_code == 429
@@ -125,12 +136,12 @@ async def test_the_user_cap_spans_keys_and_sessions(tmp_path: Path) -> None:
         first, second = map(bearer, await keys_for(client, "ada@example.com", 2))
         other_user = bearer((await keys_for(client, "bob@example.com"))[0])
         running = [
-            asyncio.create_task(client.post(path, json=body, headers=h))
-            for h in (first, first, second)
+            asyncio.create_task(client.post(path, json=numbered(body, n), headers=h))
+            for n, h in enumerate((first, first, second))
         ]
         await model.held(3)
         async with asyncio.timeout(10):
-            refused = await client.post(path, json=body, headers=second)
+            refused = await client.post(path, json=numbered(body, 3), headers=second)
         running.append(asyncio.create_task(client.post(path, json=body, headers=other_user)))
         await model.held(4)
         model.gate.set()
