@@ -49,11 +49,15 @@ def _parts(message: ChatMessage) -> Any:
 
 def normalised(message: ChatMessage) -> str:
     """The part of `message` that decides whether two messages are the same, as one string.
-    Extend it here (and only here) when a message gains a field that matters."""
+    Extend it here (and only here) when a message gains a field that matters. Plain text
+    messages (most of a history) skip the JSON encoder: hashing stays cheap per message."""
+    parts = _parts(message)
+    if parts is None and not message.tool_calls and message.tool_call_id is None:
+        return f"{message.role}\x1e{message.content or ''}"
     document = {
         "role": message.role,
         "content": message.content or "",
-        "parts": _parts(message),
+        "parts": parts,
         "tool_calls": [_call(c) for c in message.tool_calls],
         "tool_call_id": message.tool_call_id,
     }

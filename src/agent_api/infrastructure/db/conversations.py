@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 from uuid import UUID
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent_api.domain.chat import ToolCall
@@ -164,6 +164,10 @@ def _message_row(m: NewMessage, seq: int) -> dict[str, Any]:
         "created_at": m.created_at,
     }
 
+
+# Conversations sharing a transcript head are branches a client made from one point; past a
+# few dozen, the most recent ones are the ones a client continues.
+_THREAD_CANDIDATES = 50
 
 _pending_rows = and_(
     tool_executions.c.status == "pending_approval", tool_executions.c.decision.is_(None)
@@ -456,12 +460,13 @@ class SqlConversationRepository:
             return [_message(row) for row in result.all()]
 
     async def find_thread(self, user_id: UUID, heads: Sequence[str]) -> Conversation | None:
-        """One query: of the user's live conversations whose fingerprint is in `heads`, the
-        one whose fingerprint comes first in `heads` (callers list the longest prefix first),
-        the most recently updated among equals."""
+        """One query: the user's live conversations whose fingerprint is in `heads` (a
+        handful: one per stored branch of this transcript), most recent first; of those, the
+        one whose fingerprint comes first in `heads` (callers list the longest prefix first).
+        The ranking is done here, not in SQL: a CASE over hundreds of heads costs more to
+        build and compile than the query takes to run."""
         if not heads:
             return None
-        rank = case({head: i for i, head in enumerate(heads)}, value=conversations.c.fingerprint)
         query = (
             select(conversations)
             .where(
@@ -469,12 +474,15 @@ class SqlConversationRepository:
                 conversations.c.fingerprint.in_(list(heads)),
                 _live,
             )
-            .order_by(rank, conversations.c.updated_at.desc(), conversations.c.id.desc())
-            .limit(1)
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+            .limit(_THREAD_CANDIDATES)
         )
         async with self._db.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return _conversation(row) if row else None
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return None
+        rank = {head: i for i, head in enumerate(heads)}
+        return _conversation(min(rows, key=lambda row: rank[row.fingerprint]))
 
     async def messages(self, conversation_id: UUID) -> list[Message]:
         query = (
