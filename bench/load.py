@@ -37,13 +37,20 @@ end
 
 _ROTATION = """
 local tokens = {TOKENS}
+local template = wrk.body
 local sent = 0
 request = function()
   sent = sent + 1
   wrk.headers["Authorization"] = tokens[(sent % #tokens) + 1]
+  if template then
+    return wrk.format(nil, nil, nil, (string.gsub(template, "__N__", tostring(sent))))
+  end
   return wrk.format()
 end
 """
+# In a body, replaced by the request's number: identical concurrent chat requests of one user
+# are one request retried (answered 409 while the first runs), not load.
+NUMBER = "__N__"
 
 
 def _lua_string(value: str) -> str:
@@ -70,8 +77,10 @@ class Request:
     # Bearer credentials used in turn, one per request (spreads the rate-limit windows).
     bearers: tuple[str, ...] = ()
 
-    def encoded_body(self) -> bytes | None:
-        return None if self.body is None else json.dumps(self.body).encode()
+    def encoded_body(self, number: int = 0) -> bytes | None:
+        if self.body is None:
+            return None
+        return json.dumps(self.body).replace(NUMBER, str(number)).encode()
 
     def all_headers(self, number: int = 0) -> dict[str, str]:
         headers = dict(self.headers)
@@ -157,7 +166,10 @@ class Client:
     def _request(self, request: Request) -> http.client.HTTPResponse:
         self._sent += 1
         self._conn.request(
-            request.method, request.path, request.encoded_body(), request.all_headers(self._sent)
+            request.method,
+            request.path,
+            request.encoded_body(self._sent),
+            request.all_headers(self._sent),
         )
         return self._conn.getresponse()
 

@@ -295,7 +295,11 @@ class Suite:
         )
 
     def _chat(
-        self, keys: tuple[str, ...], *, stream: bool = False, text: str = "Hello there"
+        self,
+        keys: tuple[str, ...],
+        *,
+        stream: bool = False,
+        text: str = f"Hello there {load.NUMBER}",
     ) -> Request:
         body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
         if stream:
