@@ -24,13 +24,10 @@ from agent_api.application.auth import AuthService, utcnow
 from agent_api.application.conversation_queries import ConversationReader
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import (
-    ChatModel,
-    PasswordHasher,
-    RateLimiter,
-    RunSlots,
-    UsageRepository,
-)
+from agent_api.application.ports import ChatModel
+from agent_api.application.ports_auth import PasswordHasher
+from agent_api.application.ports_limits import RateLimiter, RunSlots
+from agent_api.application.ports_usage import UsageRepository
 from agent_api.application.rate_limits import RateLimitService
 from agent_api.application.usage import UsageService
 from agent_api.config import Settings

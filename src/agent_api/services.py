@@ -16,12 +16,9 @@ from agent_api.application.auth import AuthService
 from agent_api.application.conversation_queries import ConversationReader
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import (
-    ChatModel,
-    PasswordHasher,
-    RateLimiter,
-    RunSlots,
-)
+from agent_api.application.ports import ChatModel
+from agent_api.application.ports_auth import PasswordHasher
+from agent_api.application.ports_limits import RateLimiter, RunSlots
 from agent_api.application.rate_limits import AuthLimits, RateLimitService
 from agent_api.application.run_slots import RunSlotService
 from agent_api.application.tokens import TokenService

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from agent_api.application.ports import ApiKeyRepository, UserRepository
+from agent_api.application.ports_auth import ApiKeyRepository, UserRepository
 from agent_api.domain.api_keys import ApiKey
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import ApiKeyLimitReached, NotFound, PermissionDenied

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent_api.application.ports import (
+from agent_api.application.ports_auth import (
     ApiKeyRepository,
     PasswordHasher,
     SessionRepository,

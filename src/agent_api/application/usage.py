@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent_api.application.ports import UsageBucket, UsageGrouping, UsageRepository
+from agent_api.application.ports_usage import UsageBucket, UsageGrouping, UsageRepository
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import ValidationFailed
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from sqlalchemy import func, insert, select
 
-from agent_api.application.ports import UsageBucket, UsageGrouping
+from agent_api.application.ports_usage import UsageBucket, UsageGrouping
 from agent_api.infrastructure.db.database import Database
 from agent_api.infrastructure.db.schema import llm_usage
 
