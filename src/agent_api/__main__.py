@@ -129,7 +129,7 @@ async def _create_api_key(settings: Settings, args: argparse.Namespace) -> None:
 
     from agent_api.application.api_keys import KeySpec
     from agent_api.bootstrap import build
-    from agent_api.config import parse_duration
+    from agent_api.config_types import parse_duration
 
     try:
         expires_at = (
