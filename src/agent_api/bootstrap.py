@@ -200,6 +200,8 @@ class Adapters(TypedDict, total=False):
     extra_tools: Iterable[Tool]
 
 
+# Long by its typed keyword list (one per adapter a test may swap) and the container it
+# fills; the body reads top-down in the order the resources are opened.
 @asynccontextmanager
 async def build(
     settings: Settings,
