@@ -64,6 +64,10 @@ class Metrics:
             registry=r,
         )
 
+    def count_rejection(self, scope: str) -> None:
+        """One request refused by the limit named `scope` (`minute`, `runs`...)."""
+        self.rate_limit_rejections.labels(scope=scope).inc()
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
