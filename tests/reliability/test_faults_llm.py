@@ -89,7 +89,8 @@ async def chat(client: httpx.AsyncClient, stream: bool) -> tuple[httpx.Response,
     body = {
         "model": "gpt-4o-mini",
         "stream": stream,
-        "messages": [{"role": "user", "content": "hi"}],
+        # Its own text: identical concurrent requests of one user are one request retried.
+        "messages": [{"role": "user", "content": f"hi {uuid.uuid4().hex[:8]}"}],
     }
     started = time.monotonic()
     response = await client.post("/v1/chat/completions", json=body)

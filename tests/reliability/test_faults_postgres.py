@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -68,10 +69,15 @@ def server(pg: PrivatePostgres, stub: StubLLM) -> Iterator[str]:
 
 def requests_for(headers: dict[str, str]) -> dict[str, Request]:
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+    def unique(body: dict[str, Any]) -> dict[str, Any]:
+        """Its own text: identical concurrent requests of one user are one request retried."""
+        return {**body, "messages": [{"role": "user", "content": f"hi {uuid.uuid4().hex[:8]}"}]}
+
     return {
         "me": lambda c: c.get("/v1/auth/me", headers=headers),
         "tool": lambda c: c.post("/v1/tools/execute", json=CALCULATOR, headers=headers),
-        "chat": lambda c: c.post("/v1/chat/completions", json=chat, headers=headers),
+        "chat": lambda c: c.post("/v1/chat/completions", json=unique(chat), headers=headers),
         "ready": lambda c: c.get("/ready"),
         "health": lambda c: c.get("/health"),
     }

@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -78,11 +79,16 @@ async def run_outage(client: httpx.AsyncClient, redis: PrivateRedis) -> None:
     email = f"redis-{uuid.uuid4().hex[:8]}@example.com"
     headers = bearer((await register_and_login(client, email, PASSWORD))["access_token"])
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+    def unique(body: dict[str, Any]) -> dict[str, Any]:
+        """Its own text: identical concurrent requests of one user are one request retried."""
+        return {**body, "messages": [{"role": "user", "content": f"hi {uuid.uuid4().hex[:8]}"}]}
+
     credentials = {"email": email, "password": PASSWORD}
     load = ClientLoad(
         client,
         {
-            "chat": lambda c: c.post("/v1/chat/completions", json=chat, headers=headers),
+            "chat": lambda c: c.post("/v1/chat/completions", json=unique(chat), headers=headers),
             "tool": lambda c: c.post("/v1/tools/execute", json=CALCULATOR, headers=headers),
             "me": lambda c: c.get("/v1/auth/me", headers=headers),
             "login": lambda c: c.post("/v1/auth/login", json=credentials),
