@@ -16,7 +16,12 @@ from agent_api.application.agent.events import ContentDelta, RunFinished
 from agent_api.domain.chat import ChatMessage, ToolCall
 from agent_api.domain.conversations import ConversationStatus
 from agent_api.domain.credentials import Credential, CredentialType, Principal
-from agent_api.domain.errors import ConversationBusy, DuplicateRequest, InvalidRequest
+from agent_api.domain.errors import (
+    ConversationBusy,
+    DuplicateRequest,
+    InvalidRequest,
+    ServiceUnavailable,
+)
 from agent_api.domain.fingerprints import heads
 from agent_api.domain.users import Role, User
 from tests.unit.agent_fakes import text
@@ -214,3 +219,31 @@ async def test_a_transcript_not_ending_with_a_user_turn_is_refused() -> None:
     with pytest.raises(InvalidRequest):
         await ask(h, [ChatMessage.user("")])
     assert h.repo.conversations == {}
+
+
+async def test_a_history_that_could_not_be_stored_is_never_matched() -> None:
+    h = Harness(text("x"))
+    h.repo.fail_on_append = ServiceUnavailable("db down", retry_after=1)
+    with pytest.raises(ServiceUnavailable):
+        await ask(h, [ChatMessage.user("q")])
+    (failed,) = h.repo.conversations.values()
+    assert failed.fingerprint is None
+    h.repo.fail_on_append = None
+    retried = await ask(h, [ChatMessage.user("q")])
+    assert retried.conversation.id != failed.id
+    assert h.roles(retried.conversation.id) == ["user", "assistant"]
+
+
+async def test_new_messages_that_could_not_be_stored_are_sent_again() -> None:
+    h = Harness(text("one"), text("two"))
+    first = await ask(h, [ChatMessage.user("q1")])
+    before = h.repo.conversations[first.conversation.id].fingerprint
+    history = [ChatMessage.user("q1"), shown(first), ChatMessage.user("q2")]
+    h.repo.fail_on_append = ServiceUnavailable("db down", retry_after=1)
+    with pytest.raises(ServiceUnavailable):
+        await ask(h, history)
+    assert h.repo.conversations[first.conversation.id].fingerprint == before
+    h.repo.fail_on_append = None
+    finished = await ask(h, history)
+    assert finished.conversation.id == first.conversation.id
+    assert h.roles(first.conversation.id) == ["user", "assistant"] * 2

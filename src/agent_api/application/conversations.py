@@ -141,6 +141,7 @@ class ConversationService:
             stream=stream,
             options=options,
             request_head=match.request_head,
+            prior_head=match.conversation.fingerprint,
         )
 
     async def _start(
@@ -218,13 +219,21 @@ class ConversationService:
         stream: bool,
         options: TurnOptions,
         request_head: str | None,
+        prior_head: str | None = None,
     ) -> Run:
         """`send` for the messages `new` (user and system ones, the last a user's; none when
         the stored turn runs again). Stores them in one round trip."""
         slot = await self._take_slot(principal)
         async with _freed_on_error(slot):
             conversation, run_id = await self._claim(principal, conversation_id, request_head)
-        run = Run(self._engine, conversation, run_id, slot, request_head=request_head)
+        run = Run(
+            self._engine,
+            conversation,
+            run_id,
+            slot,
+            request_head=request_head,
+            prior_head=prior_head,
+        )
         async with run.preparing(on_failure=ConversationStatus.ACTIVE):
             model = self._models.resolve(principal, model or run.conversation.model)
             stored = await self._store_all(conversation_id, new)

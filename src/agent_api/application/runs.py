@@ -11,9 +11,11 @@ back in one place, `__aexit__`, with the status the way it ended calls for:
 
 The same statement sets the conversation's fingerprint (`domain.fingerprints`). A run started
 by a stateless request knows the head of the client's transcript (`request_head`): answered
-or paused, the head extended with the answer the client is shown; otherwise the request's own
-head stays, so a retry of that request finds the conversation. Any other run clears it: the
-fingerprint always describes a whole client transcript, or nothing.
+or paused, the head extended with the answer the client is shown; failed or cut short, the
+request's own head stays, so a retry of that request finds the conversation; when the turn's
+input could not be stored, the head the conversation had before (`prior_head`: it still holds
+that transcript and no more). Any other run clears it: the fingerprint always describes a
+whole client transcript, or nothing.
 """
 
 from __future__ import annotations
@@ -103,9 +105,11 @@ class Run:
         slot: RunSlot,
         *,
         request_head: str | None = None,
+        prior_head: str | None = None,
     ) -> None:
         self._engine = engine
         self._request_head = request_head
+        self._prior_head = prior_head
         self.conversation = conversation
         self.run_id = run_id
         self._slot = slot
@@ -122,7 +126,7 @@ class Run:
         try:
             yield
         except BaseException:
-            await self._release(on_failure, answered=False)
+            await self._release(on_failure, self._prior_head)
             raise
 
     def ready(self, plan: RunPlan) -> Run:
@@ -147,7 +151,7 @@ class Run:
             status = ConversationStatus.ACTIVE  # the client left; the conversation stays usable
         else:
             status = ConversationStatus.FAILED
-        await self._release(status, answered=exc_type is None)
+        await self._release(status, self._fingerprint(answered=exc_type is None))
 
     async def events(self) -> AsyncGenerator[AgentEvent, None]:
         plan = self._plan
@@ -205,13 +209,12 @@ class Run:
             return self._request_head
         return chain(self._request_head, self._finished().answer())
 
-    async def _release(self, status: ConversationStatus, *, answered: bool) -> None:
+    async def _release(self, status: ConversationStatus, fingerprint: str | None) -> None:
         """Ends the claim with `status` and frees the slot, even when being cancelled."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         engine = self._engine
         try:
-            fingerprint = self._fingerprint(answered)
             with anyio.CancelScope(shield=True):
                 self._final = await engine.repo.finish_run(
                     self.conversation.id,
