@@ -107,3 +107,26 @@ async def test_find_thread_takes_hundreds_of_heads(backend_db: Database, count: 
     found = await repo.find_thread(user.id, heads)
     assert found is not None
     assert found.id == conv.id
+
+
+async def test_chat_history_is_the_stored_messages_as_the_model_reads_them(
+    backend_db: Database,
+) -> None:
+    repo = SqlConversationRepository(backend_db)
+    user = await make_user(backend_db)
+    conv = conversation(user)
+    await repo.create(conv)
+    call = ToolCall("c1", "calculator", '{"expression": "1+1"}')
+    await repo.append_many(
+        conv.id,
+        [
+            NewMessage(conv.id, "system", NOW, content="be brief"),
+            NewMessage(conv.id, "user", NOW, content="1+1?"),
+            NewMessage(conv.id, "assistant", NOW, tool_calls=(call,)),
+            NewMessage(conv.id, "tool", NOW, content="2", tool_call_id="c1", name="calculator"),
+        ],
+    )
+    history = await repo.chat_history(conv.id)
+    assert history == [m.to_chat() for m in await repo.messages(conv.id)]
+    assert [m.role for m in history] == ["system", "user", "assistant", "tool"]
+    assert history[2].tool_calls == (call,)

@@ -459,6 +459,9 @@ class FakeConversationRepository:
     async def messages(self, conversation_id: UUID) -> list[Message]:
         return list(self.stored.get(conversation_id, []))
 
+    async def chat_history(self, conversation_id: UUID) -> list[ChatMessage]:
+        return [m.to_chat() for m in self.stored.get(conversation_id, [])]
+
     async def pending_approvals(self, conversation_id: UUID) -> list[PendingToolCall]:
         return list(self.pending.get(conversation_id, []))
 

@@ -383,8 +383,7 @@ class ConversationService:
     async def _history(
         self, conversation_id: UUID, resuming: Sequence[str] = ()
     ) -> list[ChatMessage]:
-        stored = await self._repo.messages(conversation_id)
-        return repair_history([m.to_chat() for m in stored], resuming)
+        return repair_history(await self._repo.chat_history(conversation_id), resuming)
 
     def _plan(
         self,

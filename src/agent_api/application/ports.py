@@ -124,6 +124,10 @@ class ConversationRepository(Protocol):
 
     async def messages(self, conversation_id: UUID) -> list[Message]: ...
 
+    async def chat_history(self, conversation_id: UUID) -> list[ChatMessage]:
+        """The conversation's messages in order, as the model reads them (`Message.to_chat`),
+        read without what only a listing needs: the cheap read a turn's context is built from."""
+
     async def pending_approvals(self, conversation_id: UUID) -> list[PendingToolCall]: ...
 
     async def count_pending_approvals(self) -> int:

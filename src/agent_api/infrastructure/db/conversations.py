@@ -20,7 +20,7 @@ from uuid import UUID
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_api.domain.chat import ToolCall
+from agent_api.domain.chat import ChatMessage, ToolCall
 from agent_api.domain.conversations import (
     IDLE_STATUSES,
     AgentType,
@@ -493,6 +493,26 @@ class SqlConversationRepository:
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_message(row) for row in rows]
+
+    async def chat_history(self, conversation_id: UUID) -> list[ChatMessage]:
+        m = messages.c
+        query = (
+            select(m.role, m.content, m.tool_calls, m.tool_call_id, m.name)
+            .where(m.conversation_id == conversation_id)
+            .order_by(m.seq)
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ChatMessage(
+                role=row.role,
+                content=row.content,
+                tool_calls=tuple(ToolCall.from_openai(c) for c in row.tool_calls or ()),
+                tool_call_id=row.tool_call_id,
+                name=row.name,
+            )
+            for row in rows
+        ]
 
     async def pending_approvals(self, conversation_id: UUID) -> list[PendingToolCall]:
         query = (
