@@ -106,7 +106,7 @@ def test_unstorable_text_still_hashes() -> None:
     assert len(chain(None, ChatMessage.user("\ud800 lone surrogate"))) == FINGERPRINT_LENGTH
 
 
-def test_resumable_prefixes_end_after_an_answer_or_at_the_end_longest_first() -> None:
+def test_resumable_prefixes_end_after_the_last_answer_or_at_the_end_longest_first() -> None:
     transcript = [
         ChatMessage.system("s"),
         ChatMessage.user("u1"),
@@ -115,5 +115,7 @@ def test_resumable_prefixes_end_after_an_answer_or_at_the_end_longest_first() ->
         ChatMessage.assistant(None, (CALL,)),
         ChatMessage.tool("call_1", "get_weather", "18C"),
     ]
-    assert resumable_prefixes(transcript) == [6, 5, 3]
+    assert resumable_prefixes(transcript) == [6, 5]
+    assert resumable_prefixes(transcript[:4]) == [4, 3]
+    assert resumable_prefixes(transcript[:3]) == [3]
     assert resumable_prefixes(transcript[:2]) == [2]

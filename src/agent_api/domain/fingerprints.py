@@ -85,9 +85,13 @@ def heads(messages: Iterable[ChatMessage], start: str | None = None) -> list[str
 
 
 def resumable_prefixes(messages: Sequence[ChatMessage]) -> list[int]:
-    """The lengths k of the prefixes of `messages` a stored conversation's fingerprint may
-    describe, longest first: the whole request (a retry of it), and every prefix ending with
-    an assistant message (what a client was shown at the end of an earlier turn)."""
+    """The lengths k of the prefixes of `messages` a stored conversation it continues may
+    hold, longest first: the whole request (a retry of it), and the prefix ending with its
+    last assistant message (what the client was shown at the end of the previous turn).
+    An earlier prefix is never continued: the messages after it would hold an assistant
+    message the conversation never gave, which makes the request a branch."""
     lengths = {len(messages)}
-    lengths.update(i + 1 for i, m in enumerate(messages) if m.role == "assistant")
+    last = max((i + 1 for i, m in enumerate(messages) if m.role == "assistant"), default=None)
+    if last is not None:
+        lengths.add(last)
     return sorted(lengths, reverse=True)

@@ -463,8 +463,7 @@ class SqlConversationRepository:
         """One query: the user's live conversations whose fingerprint is in `heads` (a
         handful: one per stored branch of this transcript), most recent first; of those, the
         one whose fingerprint comes first in `heads` (callers list the longest prefix first).
-        The ranking is done here, not in SQL: a CASE over hundreds of heads costs more to
-        build and compile than the query takes to run."""
+        The ranking is done here, not in SQL: it stays one plain, cacheable statement."""
         if not heads:
             return None
         query = (
