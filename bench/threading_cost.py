@@ -122,6 +122,8 @@ def main() -> None:
                 "DATABASE_URL": database_url,
                 "JWT_SECRET": JWT_SECRET,
                 "LOG_LEVEL": "warning",
+                "RATE_LIMIT_PER_MINUTE": "10000",
+                "RATE_LIMIT_PER_DAY": "10000000",
                 "SERVER_HOST": "127.0.0.1",
                 "SERVER_PORT": str(agent_port),
                 "LLM_PROVIDER": "openai",
