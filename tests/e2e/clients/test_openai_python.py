@@ -140,3 +140,30 @@ def test_parameters_reach_the_upstream(server: str, api_key: str, stub: StubLLM)
     assert {name: body.get(name) for name in expected} == expected
     # The length bound may travel under either of OpenAI's names.
     assert 64 in (body.get("max_tokens"), body.get("max_completion_tokens"))
+
+
+def test_streamed_client_tool_call(server: str, api_key: str, stub: StubLLM) -> None:
+    """A client tool call arrives as the spec's tool-call deltas: the first with index, id,
+    type and name, later ones with argument fragments, then finish_reason "tool_calls"."""
+    stub.reset()
+    stub.enqueue(Reply(tool_calls=[("get_weather", {"city": "Paris"})]))
+    chunks = list(
+        sync_client(server, api_key).chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+            tools=[WEATHER_TOOL],
+            stream=True,
+        )
+    )
+    deltas = [c.choices[0].delta.tool_calls for c in chunks if c.choices]
+    fragments = [call for calls in deltas if calls for call in calls]
+    assert fragments, "no tool-call deltas were streamed"
+    first = fragments[0]
+    assert (first.index, first.type) == (0, "function")
+    assert first.id
+    assert first.function is not None
+    assert first.function.name == "get_weather"
+    arguments = "".join(f.function.arguments or "" for f in fragments if f.function)
+    assert json.loads(arguments) == {"city": "Paris"}
+    assert all(f.id is None for f in fragments[1:])
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
