@@ -1,5 +1,5 @@
-"""Fixtures of the client tests: one server process and one stub upstream per module (from
-`tests/e2e/conftest.py`), an API key on it, and a runner for the Node clients.
+"""Fixtures of the client tests: one server process and one stub upstream for the package,
+an API key per module, and a runner for the Node clients.
 
 Every test here drives an unchanged client library the way its documentation shows and asserts
 both sides: what the upstream received (`stub.requests[i].body`) and what the client got."""
@@ -40,10 +40,18 @@ WEATHER_TOOL: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
+def stub() -> Iterator[StubLLM]:
+    """One stub upstream for every client module (each test resets it first)."""
+    with StubLLM() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="package")
 def server(server_pg_url: str, redis_url: str, stub: StubLLM) -> Iterator[str]:
-    """The e2e server, with more time to start: these modules run beside heavy client
-    libraries, and a loaded machine must not turn a slow start into a failed test."""
+    """One server process for every client module: a start costs seconds, a client test
+    milliseconds. More time to start than elsewhere: the client libraries are heavy imports,
+    and a loaded machine must not turn a slow start into a failed test."""
     env = server_env(server_pg_url, redis_url, stub, DB_AUTO_MIGRATE="false")
     with live_server(env, timeout=120) as url:
         yield url
