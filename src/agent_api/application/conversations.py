@@ -34,7 +34,9 @@ from agent_api.domain.conversations import (
     DecidedToolCall,
     Message,
     NewMessage,
+    check_tool_results,
     make_title,
+    open_tool_calls,
     repair_history,
 )
 from agent_api.domain.credentials import Principal
@@ -81,12 +83,14 @@ class ConversationService:
     ) -> Run:
         """A new conversation from `history` (its last message is the user's turn), and the
         run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden,
-        RateLimited (too many runs in progress). When the
-        history cannot be stored, the new conversation is marked `failed` before raising."""
+        RateLimited (too many runs in progress); InvalidRequest too for `options` the model
+        cannot be offered (see `TurnOptions.offer`). When the history cannot be stored, the
+        new conversation is marked `failed` before raising."""
         if not history or history[-1].role != "user" or not history[-1].content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )
+        options.offer(self._tool_specs(principal))
         resolved = self._models.resolve(principal, model)
         now, run_id = self._now(), uuid.uuid4()
         conversation = Conversation(
@@ -124,7 +128,10 @@ class ConversationService:
     ) -> Run:
         """The next user turn of a conversation, answered by `model` (default: the
         conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
-        is pending), ModelNotFound, ModelForbidden, RateLimited (too many runs in progress)."""
+        is pending), InvalidRequest (`options` that cannot be offered; the conversation waits
+        for tool results instead), ModelNotFound, ModelForbidden, RateLimited (too many runs
+        in progress)."""
+        options.offer(self._tool_specs(principal))
         slot = await self._take_slot(principal)
         async with _freed_on_error(slot):
             run = Run(self._engine, *await self._claim(principal, conversation_id), slot)
@@ -137,6 +144,39 @@ class ConversationService:
         plan = self._plan(
             principal, run, stream, [user], history, message, model=model, options=options
         )
+        return run.ready(plan)
+
+    async def submit_tool_results(
+        self,
+        principal: Principal,
+        conversation_id: UUID,
+        results: Sequence[ChatMessage],
+        *,
+        model: str | None = None,
+        stream: bool = False,
+        options: TurnOptions = PLAIN_TURN,
+    ) -> Run:
+        """The client's results for the calls of its tools the conversation waits for
+        (`awaiting_tools`): stores them and runs on from `think` on the stored history.
+        Raises NotFound (not the caller's), ConversationBusy (a run or an approval is in
+        progress), InvalidRequest (param `messages`: the conversation waits for no results,
+        or `results` do not answer exactly its open calls — it then keeps waiting; or
+        `options` that cannot be offered), ModelNotFound, ModelForbidden, RateLimited."""
+        options.offer(self._tool_specs(principal))
+        slot = await self._take_slot(principal)
+        async with _freed_on_error(slot):
+            claimed = await self._claim(principal, conversation_id, awaiting_tools=True)
+        run = Run(self._engine, *claimed, slot)
+        async with run.preparing(on_failure=ConversationStatus.AWAITING_TOOLS):
+            model = self._models.resolve(principal, model or run.conversation.model)
+            stored = [m.to_chat() for m in await self._repo.messages(conversation_id)]
+            check_tool_results(open_tool_calls(stored), results)
+        # A failure from here on may leave part of the results stored: `failed`, as `start`.
+        async with run.preparing(on_failure=ConversationStatus.FAILED):
+            new = await self._store_all(conversation_id, results)
+            history = await self._history(conversation_id)
+        turn = next((m.content or "" for m in reversed(history) if m.role == "user"), "")
+        plan = self._plan(principal, run, stream, new, history, turn, model=model, options=options)
         return run.ready(plan)
 
     async def approve(
@@ -183,19 +223,40 @@ class ConversationService:
     # --- internals -------------------------------------------------------------------------
 
     async def _claim(
-        self, principal: Principal, conversation_id: UUID
+        self, principal: Principal, conversation_id: UUID, *, awaiting_tools: bool = False
     ) -> tuple[Conversation, UUID]:
+        """Claims the conversation for a new turn, or (`awaiting_tools`) for the client's tool
+        results; raises the error that says why it cannot be."""
         run_id = uuid.uuid4()
         claimed = await self._repo.claim_run(
-            conversation_id, principal.user.id, run_id, self._now(), self._lease
+            conversation_id,
+            principal.user.id,
+            run_id,
+            self._now(),
+            self._lease,
+            awaiting_tools=awaiting_tools,
         )
         if claimed is not None:
             return claimed, run_id
         current = await self._repo.get(conversation_id, principal.user.id)
         if current is None:
             raise NotFound("conversation not found")
-        if current.status is ConversationStatus.PENDING_APPROVAL:
+        status = current.status
+        if status is ConversationStatus.PENDING_APPROVAL:
             raise ConversationBusy("the conversation is waiting for an approval decision")
+        if status is ConversationStatus.AWAITING_TOOLS:
+            # Like OpenAI: tool calls must be followed by the tool messages answering them.
+            stored = [m.to_chat() for m in await self._repo.messages(conversation_id)]
+            ids = ", ".join(call.id for call in open_tool_calls(stored))
+            raise InvalidRequest(
+                f"the conversation waits for the results of tool calls {ids}: send them as "
+                "tool messages",
+                param="messages",
+            )
+        if awaiting_tools and status is not ConversationStatus.RUNNING:
+            raise InvalidRequest(
+                "the conversation is not waiting for tool results", param="messages"
+            )
         raise ConversationBusy("a run is in progress on this conversation")
 
     async def _decide(
