@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from agent_api.api.routers.openai_schemas import ChatCompletionRequest
 from agent_api.application.agent.events import (
     AgentEvent,
     ApprovalRequired,
@@ -157,3 +158,28 @@ def test_the_upstream_body_carries_tool_choice_and_strict(choice: str | None, wi
     body = request_body(request, stream=False)
     assert body.get("tool_choice") == wire
     assert body["tools"][0]["function"]["strict"] is True
+
+
+def test_the_wire_request_becomes_turn_options() -> None:
+    body = ChatCompletionRequest.model_validate(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": "get_weather", "parameters": {"type": "object"}},
+                }
+            ],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": False,
+        }
+    )
+    options = body.turn_options()
+    assert options.client_tools == (ToolSpec("get_weather", "", {"type": "object"}),)
+    assert options.tool_choice == "get_weather"
+    assert options.upstream == {"parallel_tool_calls": False}
+    plain = ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    ).turn_options()
+    assert (plain.client_tools, plain.tool_choice, dict(plain.upstream)) == ((), "auto", {})
