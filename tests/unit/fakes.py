@@ -303,20 +303,22 @@ class FakeConversationRepository:
         now: datetime,
         lease: timedelta,
         *,
+        awaiting_tools: bool = False,
         fingerprint: str | None = None,
     ) -> Conversation | None:
         current = await self.get(conversation_id, user_id)
         if current is None:
             return None
+        if fingerprint is not None:  # stored only with the claim, by `_claim`
+            current = dataclasses.replace(current, fingerprint=fingerprint)
+        if awaiting_tools:
+            parked = current.status is ConversationStatus.AWAITING_TOOLS
+            return self._claim(current, run_id, now, lease) if parked else None
         idle = current.status in IDLE_STATUSES
         expired = current.status is ConversationStatus.RUNNING and (
             current.lease_expires_at is not None and current.lease_expires_at < now
         )
-        if not (idle or expired):
-            return None
-        if fingerprint is not None:
-            current = dataclasses.replace(current, fingerprint=fingerprint)
-        return self._claim(current, run_id, now, lease)
+        return self._claim(current, run_id, now, lease) if idle or expired else None
 
     async def apply_decision(
         self,

@@ -25,6 +25,7 @@ from agent_api.domain.errors import (
 from agent_api.domain.fingerprints import heads
 from agent_api.domain.users import Role, User
 from tests.unit.agent_fakes import text
+from tests.unit.test_client_tool_results import ASK_WEATHER, CLIENT
 from tests.unit.test_conversation_service import DELETE, NOW, PRINCIPAL, Harness
 
 OTHER = Principal(
@@ -202,14 +203,32 @@ async def test_a_paused_conversation_is_busy_for_a_stateless_turn() -> None:
         await ask(h, [ChatMessage.user("delete x"), shown(paused), ChatMessage.user("well?")])
 
 
-async def test_tool_results_for_a_stored_conversation_are_refused_clearly() -> None:
+async def test_a_stateless_client_tool_loop_resumes_the_parked_run() -> None:
+    h = Harness(ASK_WEATHER, text("3 degrees in Oslo"), text("you are welcome"))
+    history = [ChatMessage.user("weather in Oslo?")]
+    parked = await (await h.service.continue_or_start(PRINCIPAL, history, options=CLIENT)).result()
+    assert parked.conversation.status is ConversationStatus.AWAITING_TOOLS
+    answer = shown(parked)
+    result = ChatMessage("tool", '{"celsius": 3}', tool_call_id=answer.tool_calls[0].id)
+    history = [*history, answer, result]
+    run = await h.service.continue_or_start(PRINCIPAL, history, options=CLIENT)
+    finished = await run.result()
+    assert finished.conversation.id == parked.conversation.id
+    assert finished.final_text == "3 degrees in Oslo"
+    assert h.roles(parked.conversation.id) == ["user", "assistant", "tool", "assistant"]
+    history = [*history, shown(finished), ChatMessage.user("thanks")]
+    thanked = await ask(h, history)
+    assert thanked.conversation.id == parked.conversation.id
+    assert len(h.repo.conversations) == 1
+
+
+async def test_tool_results_for_a_conversation_waiting_for_an_approval_are_busy() -> None:
     h = Harness(DELETE)
     paused = await ask(h, [ChatMessage.user("delete x")])
     answer = shown(paused)
     result = ChatMessage("tool", "done", tool_call_id=answer.tool_calls[0].id)
-    with pytest.raises(InvalidRequest) as raised:
+    with pytest.raises(ConversationBusy):
         await ask(h, [ChatMessage.user("delete x"), answer, result])
-    assert raised.value.param == "messages"
 
 
 async def test_a_transcript_not_ending_with_a_user_turn_is_refused() -> None:

@@ -1,21 +1,19 @@
 """Conversations: starting, continuing and approving agent runs.
 
-`continue_or_start` serves requests that carry their whole transcript and no conversation id
-(stateless clients): see `application.threads` for how the conversation is found.
-
 Each of `start`, `send` and `approve` takes a run slot (the cap on concurrent runs) before
 anything is written — a run refused by the cap writes nothing — then claims the conversation,
 stores the turn's input and hands back the `Run`, which owns the claim and the slot from then
 on (see `application.runs`). Reads live in `application.conversation_queries`.
+
+`continue_or_start` serves requests that carry their whole transcript and no conversation id
+(stateless clients): see `application.threads` for how the conversation is found.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -24,11 +22,12 @@ import structlog
 from agent_api.application.agent.graph import AgentGraph
 from agent_api.application.agent.recorder import ConversationRecorder
 from agent_api.application.agent.state import AgentState, RunContext
+from agent_api.application.conversation_claims import ConversationClaims, freed_on_error
 from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import ConversationRepository
-from agent_api.application.run_slots import RunSlot, RunSlotService
+from agent_api.application.run_slots import RunSlotService
 from agent_api.application.runs import Run, RunEngine, RunPlan
-from agent_api.application.threads import Step, ThreadMatch, find_thread
+from agent_api.application.threads import Step, find_thread
 from agent_api.domain.chat import PLAIN_TURN, ChatMessage, ToolSpec, TurnOptions
 from agent_api.domain.conversations import (
     AgentType,
@@ -38,17 +37,13 @@ from agent_api.domain.conversations import (
     DecidedToolCall,
     Message,
     NewMessage,
+    check_tool_results,
     make_title,
+    open_tool_calls,
     repair_history,
 )
 from agent_api.domain.credentials import Principal
-from agent_api.domain.errors import (
-    ConversationBusy,
-    DuplicateRequest,
-    InvalidRequest,
-    NotFound,
-    NotPendingApproval,
-)
+from agent_api.domain.errors import DuplicateRequest, InvalidRequest
 
 log = structlog.get_logger("agent_api.runs")
 
@@ -66,7 +61,7 @@ class ConversationService:
         run_slots: RunSlotService | None = None,
     ) -> None:
         self._repo = repo
-        self._run_slots = run_slots
+        self._claims = ConversationClaims(repo, clock, lease, run_slots)
         self._engine = RunEngine(graph, repo, clock, lease, max_iterations)
         self._tool_specs = tool_specs
         self._models = models
@@ -86,8 +81,9 @@ class ConversationService:
     ) -> Run:
         """A new conversation from `history` (its last message is the user's turn), and the
         run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden,
-        RateLimited (too many runs in progress). When the
-        history cannot be stored, the new conversation is marked `failed` before raising."""
+        RateLimited (too many runs in progress); InvalidRequest too for `options` the model
+        cannot be offered (see `TurnOptions.offer`). When the history cannot be stored, the
+        new conversation is marked `failed` before raising."""
         return await self._start(
             principal, history, agent_type, model, title, stream, options, request_head=None
         )
@@ -102,10 +98,11 @@ class ConversationService:
         options: TurnOptions = PLAIN_TURN,
     ) -> Run:
         """The run answering a whole client transcript sent without a conversation id: the
-        user's conversation it extends continues, storing only the new messages; otherwise a
-        new conversation stores it all. The same request while its run is going raises
-        DuplicateRequest; once that run has failed or was cut short, the stored turn runs
-        again, storing nothing twice. Raises what `start` and `send` raise."""
+        user's conversation it extends continues, storing only the new messages (user turns,
+        or tool results for the calls it waits for); otherwise a new conversation stores it
+        all. The same request while its run is going raises DuplicateRequest; once that run
+        has failed or was cut short, the stored turn runs again, storing nothing twice.
+        Raises what `start`, `send` and `submit_tool_results` raise."""
         last = history[-1] if history else None
         if (
             last is None
@@ -118,30 +115,22 @@ class ConversationService:
         match = await find_thread(self._repo, principal.user.id, history)
         step = match.step(history)
         if step is Step.START:
+            head = match.request_head
             return await self._start(
-                principal,
-                history,
-                AgentType.AUTO,
-                model,
-                None,
-                stream,
-                options,
-                request_head=match.request_head,
+                principal, history, AgentType.AUTO, model, None, stream, options, request_head=head
             )
-        assert match.conversation is not None
+        conversation = match.conversation
+        assert conversation is not None
+        heads = {"request_head": match.request_head, "prior_head": conversation.fingerprint}
+        new = history[match.known :]
         if step is Step.TOOL_RESULTS:
-            return await self._resume_client_tools(principal, match, history)
+            return await self._resume_tools(
+                principal, conversation.id, new, model, stream, options, **heads
+            )
         if step is Step.RETRY:
-            self._refuse_duplicate(match.conversation)
+            self._refuse_duplicate(conversation)
         return await self._continue(
-            principal,
-            match.conversation.id,
-            history[match.known :],
-            model=model,
-            stream=stream,
-            options=options,
-            request_head=match.request_head,
-            prior_head=match.conversation.fingerprint,
+            principal, conversation.id, new, model, stream, options, **heads
         )
 
     async def _start(
@@ -160,6 +149,7 @@ class ConversationService:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )
+        options.offer(self._tool_specs(principal))
         resolved = self._models.resolve(principal, model)
         now, run_id = self._now(), uuid.uuid4()
         conversation = Conversation(
@@ -175,8 +165,8 @@ class ConversationService:
             lease_expires_at=now + self._lease,
             fingerprint=request_head,
         )
-        slot = await self._take_slot(principal)
-        async with _freed_on_error(slot):
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
             await self._repo.create(conversation)
         run = Run(self._engine, conversation, run_id, slot, request_head=request_head)
         # `failed`, not `active`: part of the history may be missing, and the list should say so.
@@ -198,42 +188,31 @@ class ConversationService:
     ) -> Run:
         """The next user turn of a conversation, answered by `model` (default: the
         conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
-        is pending), ModelNotFound, ModelForbidden, RateLimited (too many runs in progress)."""
-        return await self._continue(
-            principal,
-            conversation_id,
-            [ChatMessage.user(message)],
-            model=model,
-            stream=stream,
-            options=options,
-            request_head=None,
-        )
+        is pending), InvalidRequest (`options` that cannot be offered; the conversation waits
+        for tool results instead), ModelNotFound, ModelForbidden, RateLimited (too many runs
+        in progress)."""
+        new = [ChatMessage.user(message)]
+        return await self._continue(principal, conversation_id, new, model, stream, options)
 
     async def _continue(
         self,
         principal: Principal,
         conversation_id: UUID,
         new: Sequence[ChatMessage],
-        *,
         model: str | None,
         stream: bool,
         options: TurnOptions,
-        request_head: str | None,
+        *,
+        request_head: str | None = None,
         prior_head: str | None = None,
     ) -> Run:
         """`send` for the messages `new` (user and system ones, the last a user's; none when
-        the stored turn runs again). Stores them in one round trip."""
-        slot = await self._take_slot(principal)
-        async with _freed_on_error(slot):
-            conversation, run_id = await self._claim(principal, conversation_id, request_head)
-        run = Run(
-            self._engine,
-            conversation,
-            run_id,
-            slot,
-            request_head=request_head,
-            prior_head=prior_head,
-        )
+        the stored turn runs again), stored in one round trip."""
+        options.offer(self._tool_specs(principal))
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
+            claimed = await self._claims.claim(principal, conversation_id, fingerprint=request_head)
+        run = Run(self._engine, *claimed, slot, request_head=request_head, prior_head=prior_head)
         async with run.preparing(on_failure=ConversationStatus.ACTIVE):
             model = self._models.resolve(principal, model or run.conversation.model)
             stored = await self._store_all(conversation_id, new)
@@ -255,15 +234,56 @@ class ConversationService:
         ):
             raise DuplicateRequest()
 
-    async def _resume_client_tools(
-        self, principal: Principal, match: ThreadMatch, history: Sequence[ChatMessage]
+    async def submit_tool_results(
+        self,
+        principal: Principal,
+        conversation_id: UUID,
+        results: Sequence[ChatMessage],
+        *,
+        model: str | None = None,
+        stream: bool = False,
+        options: TurnOptions = PLAIN_TURN,
     ) -> Run:
-        """Tool messages answering the client's own tool calls, on the conversation that
-        asked for them: the one place a stateless request resumes a parked run."""
-        raise InvalidRequest(
-            "tool results cannot continue a conversation yet: send a user message",
-            param="messages",
-        )
+        """The client's results for the calls of its tools the conversation waits for
+        (`awaiting_tools`): stores them and runs on from `think` on the stored history.
+        Raises NotFound (not the caller's), ConversationBusy (a run or an approval is in
+        progress), InvalidRequest (param `messages`: the conversation waits for no results,
+        or `results` do not answer exactly its open calls — it then keeps waiting; or
+        `options` that cannot be offered), ModelNotFound, ModelForbidden, RateLimited."""
+        return await self._resume_tools(principal, conversation_id, results, model, stream, options)
+
+    async def _resume_tools(
+        self,
+        principal: Principal,
+        conversation_id: UUID,
+        results: Sequence[ChatMessage],
+        model: str | None,
+        stream: bool,
+        options: TurnOptions,
+        *,
+        request_head: str | None = None,
+        prior_head: str | None = None,
+    ) -> Run:
+        """`submit_tool_results`; the one place a stateless request's tool messages resume
+        the run that asked for them (with its transcript heads)."""
+        options.offer(self._tool_specs(principal))
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
+            claimed = await self._claims.claim(
+                principal, conversation_id, awaiting_tools=True, fingerprint=request_head
+            )
+        run = Run(self._engine, *claimed, slot, request_head=request_head, prior_head=prior_head)
+        async with run.preparing(on_failure=ConversationStatus.AWAITING_TOOLS):
+            model = self._models.resolve(principal, model or run.conversation.model)
+            stored = [m.to_chat() for m in await self._repo.messages(conversation_id)]
+            check_tool_results(open_tool_calls(stored), results)
+        # A failure from here on may leave part of the results stored: `failed`, as `start`.
+        async with run.preparing(on_failure=ConversationStatus.FAILED):
+            new = await self._store_all(conversation_id, results)
+            history = await self._history(conversation_id)
+        turn = next((m.content or "" for m in reversed(history) if m.role == "user"), "")
+        plan = self._plan(principal, run, stream, new, history, turn, model=model, options=options)
+        return run.ready(plan)
 
     async def approve(
         self,
@@ -281,9 +301,11 @@ class ConversationService:
         Raises NotFound, ModelForbidden, ApprovalForbidden (an API key without
         `can_approve`), ToolForbidden (a pending call's tool the credential may not use):
         these are checked before the decision is claimed, so the calls stay pending."""
-        slot = await self._take_slot(principal)
-        async with _freed_on_error(slot):
-            conversation, run_id, decided = await self._decide(principal, conversation_id, request)
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
+            conversation, run_id, decided = await self._claims.decide(
+                principal, conversation_id, request
+            )
         run = Run(self._engine, conversation, run_id, slot)
         async with run.preparing(on_failure=ConversationStatus.FAILED):
             new = [
@@ -308,52 +330,6 @@ class ConversationService:
 
     # --- internals -------------------------------------------------------------------------
 
-    async def _claim(
-        self, principal: Principal, conversation_id: UUID, fingerprint: str | None = None
-    ) -> tuple[Conversation, UUID]:
-        run_id = uuid.uuid4()
-        claimed = await self._repo.claim_run(
-            conversation_id,
-            principal.user.id,
-            run_id,
-            self._now(),
-            self._lease,
-            fingerprint=fingerprint,
-        )
-        if claimed is not None:
-            return claimed, run_id
-        current = await self._repo.get(conversation_id, principal.user.id)
-        if current is None:
-            raise NotFound("conversation not found")
-        if current.status is ConversationStatus.PENDING_APPROVAL:
-            raise ConversationBusy("the conversation is waiting for an approval decision")
-        raise ConversationBusy("a run is in progress on this conversation")
-
-    async def _decide(
-        self, principal: Principal, conversation_id: UUID, request: ApprovalRequest
-    ) -> tuple[Conversation, UUID, list[DecidedToolCall]]:
-        """Checks the caller's rights, decides the pending calls (`ApprovalRequest.decide`,
-        which raises InvalidRequest for a bad decision), then claims the conversation with the
-        decision, atomically: of concurrent approvals one wins."""
-        current = await self._repo.get(conversation_id, principal.user.id)
-        if current is None:
-            raise NotFound("conversation not found")
-        principal.credential.require_model(current.model)
-        pending = await self._repo.pending_approvals(conversation_id)
-        principal.credential.require_approval_rights(call.name for call in pending)
-        if current.status is not ConversationStatus.PENDING_APPROVAL:
-            raise NotPendingApproval()
-        decided = request.decide(pending)
-        run_id = uuid.uuid4()
-        applied = await self._repo.apply_decision(
-            conversation_id, principal.user.id, run_id, decided, self._now(), self._lease
-        )
-        if not applied:
-            raise NotPendingApproval()
-        # What the claim just wrote; no need to read it back.
-        conversation = replace(current, status=ConversationStatus.RUNNING, run_id=run_id)
-        return conversation, run_id, decided
-
     async def _append_rejection(self, conversation_id: UUID, item: DecidedToolCall) -> Message:
         reason = item.decision.reason or "no reason given"
         return await self._repo.append(
@@ -366,12 +342,6 @@ class ConversationService:
                 name=item.pending.name,
             )
         )
-
-    async def _take_slot(self, principal: Principal) -> RunSlot:
-        """Raises RateLimited when the principal has too many runs in progress."""
-        if self._run_slots is None:
-            return RunSlot(None, "", [], self._lease)
-        return await self._run_slots.acquire(principal)
 
     async def _store_all(
         self, conversation_id: UUID, history: Sequence[ChatMessage]
@@ -427,13 +397,3 @@ def _without_unseen_answer(history: list[ChatMessage]) -> list[ChatMessage]:
     while end and history[end - 1].role == "assistant" and not history[end - 1].tool_calls:
         end -= 1
     return history[:end]
-
-
-@asynccontextmanager
-async def _freed_on_error(slot: RunSlot) -> AsyncIterator[None]:
-    """Gives the slot back when claiming the conversation fails: no run holds it yet."""
-    try:
-        yield
-    except BaseException:
-        await slot.release()
-        raise

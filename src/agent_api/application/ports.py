@@ -63,11 +63,13 @@ class ConversationRepository(Protocol):
         now: datetime,
         lease: timedelta,
         *,
+        awaiting_tools: bool = False,
         fingerprint: str | None = None,
     ) -> Conversation | None:
-        """`running` under `run_id` if idle or its lease expired; None when busy or not the
-        caller's. A `fingerprint` (a stateless request's transcript head) is written by the
-        same statement; None leaves the stored one as it is."""
+        """`running` under `run_id` if idle or its lease expired — or, with `awaiting_tools`,
+        only if it is `awaiting_tools` (parked for the client's tool results); None when it is
+        not claimable so or not the caller's. A `fingerprint` (a stateless request's
+        transcript head) is written by the same statement; None leaves the stored one."""
 
     async def apply_decision(
         self,

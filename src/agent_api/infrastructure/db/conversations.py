@@ -250,14 +250,19 @@ class SqlConversationRepository:
         now: datetime,
         lease: timedelta,
         *,
+        awaiting_tools: bool = False,
         fingerprint: str | None = None,
     ) -> Conversation | None:
-        claimable = or_(
-            conversations.c.status.in_([s.value for s in IDLE_STATUSES]),
-            and_(
-                conversations.c.status == ConversationStatus.RUNNING.value,
-                conversations.c.lease_expires_at < now,
-            ),
+        claimable = (
+            conversations.c.status == ConversationStatus.AWAITING_TOOLS.value
+            if awaiting_tools
+            else or_(
+                conversations.c.status.in_([s.value for s in IDLE_STATUSES]),
+                and_(
+                    conversations.c.status == ConversationStatus.RUNNING.value,
+                    conversations.c.lease_expires_at < now,
+                ),
+            )
         )
         async with self._db.transaction() as conn:
             return await self._claim(
