@@ -328,6 +328,10 @@ async def test_cors_is_off_unless_configured_and_never_with_credentials(tmp_path
         allowed = await app.options("/v1/chat/completions", headers=preflight)
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-credentials" not in allowed.headers
+        exposed = await app.get("/health", headers={"Origin": "https://app.example"})
+        names = exposed.headers["access-control-expose-headers"].lower().split(", ")
+        for name in ("limit", "remaining", "reset"):
+            assert f"x-ratelimit-{name}-requests" in names
         stranger = await app.options(
             "/v1/chat/completions", headers={**preflight, "Origin": "https://evil.example"}
         )
