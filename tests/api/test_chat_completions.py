@@ -118,7 +118,7 @@ async def test_continue_with_body_field_or_header(app_client: httpx.AsyncClient)
         (
             {"model": "demo", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
             400,
-            "messages[0].content",
+            "messages[0].content[0].image_url",
             None,
         ),
         (

@@ -83,7 +83,7 @@ class ConversationService:
         run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden,
         RateLimited (too many runs in progress). When the
         history cannot be stored, the new conversation is marked `failed` before raising."""
-        if not history or history[-1].role != "user" or not history[-1].content:
+        if not history or history[-1].role != "user" or not history[-1].has_content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )

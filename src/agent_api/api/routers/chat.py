@@ -182,6 +182,13 @@ async def chat_completions(
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )
+        if last.parts:
+            # `send` takes the turn as text: refused rather than stored without its parts.
+            raise InvalidRequest(
+                "image, audio and file parts are not yet accepted with conversation_id; "
+                "send the whole conversation without it",
+                param=f"messages[{len(messages) - 1}].content",
+            )
         run = await service.send(
             principal, conversation_id, last.content, model=body.model, stream=body.stream
         )

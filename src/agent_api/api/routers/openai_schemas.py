@@ -5,17 +5,17 @@ bounded here: a tool call id or a name longer than IDENTIFIER_MAX_LENGTH is refu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from agent_api.api.routers.openai_content import parse_content
 from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
 from agent_api.domain.chat import ChatMessage, ToolCall
-from agent_api.domain.conversations import MESSAGE_MAX_LENGTH
 from agent_api.domain.errors import InvalidRequest
 
-MAX_MESSAGES = 1000
 Identifier = Annotated[str, Field(max_length=IDENTIFIER_MAX_LENGTH)]
 
 
@@ -32,11 +32,15 @@ class ToolCallIn(RequestModel):
     function: FunctionCallIn
 
 
-class TextPart(RequestModel):
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    text: str | None = None
+ContentPart = Annotated[
+    dict[str, Any],
+    Field(
+        description="An OpenAI content part: `text`; on user messages also `image_url` "
+        "(https or data:image URL, detail auto|low|high), `input_audio` (base64 wav|mp3), "
+        "`file` (file_data or file_id, filename)",
+        examples=[{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}],
+    ),
+]
 
 
 def _content_kind(value: Any) -> str | None:
@@ -44,10 +48,10 @@ def _content_kind(value: Any) -> str | None:
 
 
 # Tagged, so that an error inside a content part names that part (`content.parts.0.text`)
-# instead of also reporting that the list is not a string.
+# instead of also reporting that the list is not a string. No length caps: OpenAI has none, and
+# the body size and the model's context budget bound what a message can hold.
 Content = Annotated[
-    Annotated[Annotated[str, Field(max_length=MESSAGE_MAX_LENGTH)], Tag("text")]
-    | Annotated[list[TextPart], Tag("parts")],
+    Annotated[str, Tag("text")] | Annotated[list[ContentPart], Tag("parts")],
     Discriminator(
         _content_kind,
         custom_error_type="content_type",
@@ -65,21 +69,9 @@ class MessageIn(RequestModel):
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: Identifier | None = None
 
-    def text(self, index: int) -> str | None:
-        """The content as text. Raises InvalidRequest for non-text parts (images, audio)."""
-        if self.content is None or isinstance(self.content, str):
-            return self.content
-        texts = []
-        for part in self.content:
-            if part.type != "text" or part.text is None:
-                raise InvalidRequest(
-                    f"content part type '{part.type}' is not supported; send text",
-                    param=f"messages[{index}].content",
-                )
-            texts.append(part.text)
-        return "".join(texts)
-
     def to_chat(self, index: int) -> ChatMessage:
+        """The domain message; content parts are checked here (`openai_content`). Raises
+        InvalidRequest naming the offending field (`messages[0].content[1].image_url.url`)."""
         role = "system" if self.role == "developer" else self.role
         if role == "tool" and not self.tool_call_id:
             raise InvalidRequest(
@@ -89,12 +81,19 @@ class MessageIn(RequestModel):
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
             for c in self.tool_calls or ()
         )
+        text: str | None = None
+        parts: tuple[Mapping[str, Any], ...] = ()
+        if isinstance(self.content, list):
+            text, parts = parse_content(self.content, role, f"messages[{index}].content")
+        else:
+            text = self.content
         return ChatMessage(
             role=role,
-            content=self.text(index),
+            content=text,
             tool_calls=calls,
             tool_call_id=self.tool_call_id,
             name=self.name,
+            parts=parts,
         )
 
 
@@ -117,7 +116,7 @@ class ChatCompletionRequest(RequestModel):
     )
 
     model: Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
-    messages: Annotated[list[MessageIn], Field(min_length=1, max_length=MAX_MESSAGES)]
+    messages: Annotated[list[MessageIn], Field(min_length=1)]
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int | None = None

@@ -7,7 +7,9 @@ Good enough to show the whole agent loop without a key. Given the last message:
   calls `calculator({"expression": "1337 * 42"})`;
 - tool results: answers from them ("1337 * 42 = 56154.", a short list of search results), and
   acknowledges a tool error or a rejection in words;
-- anything else: echoes it, with a hint of what it can do.
+- anything else: echoes it, with a hint of what it can do. A message with content parts is
+  answered by its text; the images, audio and files beside it are only counted ("with 1
+  image").
 The same request always gives the same answer (tool call ids included). `max_tokens` cuts the
 answer at that many words (finish reason `length`). Usage counts words. Streams word by word,
 tool calls as spec-shaped fragments, then the StreamEnd; it never raises.
@@ -71,7 +73,7 @@ def answer(request: ChatRequest) -> ChatResult:
     elif last.role == "user":
         said = (last.content or "").strip()
         call = _tool_call_for(request, said)
-        text = "" if call else _echo(request, said)
+        text = "" if call else _echo(request, said) + _attachments(last)
     else:
         text = "How can I help?"
     if call is not None:
@@ -130,6 +132,21 @@ def _call(request: ChatRequest, name: str, arguments: dict[str, Any]) -> ToolCal
     encoded = json.dumps(arguments)
     seed = f"{len(request.messages)}|{name}|{encoded}".encode()
     return ToolCall(f"call_{hashlib.sha256(seed).hexdigest()[:24]}", name, encoded)
+
+
+_MEDIA_NAMES = {"image_url": "image", "input_audio": "audio clip", "file": "file"}
+
+
+def _attachments(message: ChatMessage) -> str:
+    """The note `" (with 2 images and 1 file)"` for a message with such parts, else `""`."""
+    counts: dict[str, int] = {}
+    for part in message.media:
+        name = _MEDIA_NAMES[str(part["type"])]
+        counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return ""
+    said = [f"{n} {name}{'s' if n > 1 else ''}" for name, n in counts.items()]
+    return f" (with {' and '.join(said)})"
 
 
 def _echo(request: ChatRequest, said: str) -> str:

@@ -59,6 +59,8 @@ def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
 
 
 def message_to_wire(message: ChatMessage) -> dict[str, Any]:
+    """The message in OpenAI's request shape. A message with content parts sends them as its
+    `content`, exactly as the client sent them (text, images, audio, files)."""
     if message.role == "tool":
         return {
             "role": "tool",
@@ -66,7 +68,9 @@ def message_to_wire(message: ChatMessage) -> dict[str, Any]:
             "content": message.content or "",
         }
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.role != "assistant" and message.content is None:
+    if message.parts:
+        wire["content"] = [dict(part) for part in message.parts]
+    elif message.role != "assistant" and message.content is None:
         wire["content"] = ""
     if message.tool_calls:
         wire["tool_calls"] = [call.to_openai() for call in message.tool_calls]
