@@ -127,7 +127,7 @@ def _decoded_size(data: str) -> int:
     """The size in bytes of base64 `data` (a data URL's payload when it is one)."""
     if data.startswith("data:"):
         data = data.partition(",")[2]
-    return len(data) * 3 // 4
+    return len(data.rstrip("=")) * 3 // 4
 
 
 def media_tokens(message: ChatMessage) -> int:
