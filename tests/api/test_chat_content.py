@@ -146,17 +146,23 @@ async def test_media_parts_only_on_user_messages(app_client: httpx.AsyncClient, 
     assert response.json()["error"]["param"] == "messages[0].content[0].type"
 
 
-async def test_parts_with_conversation_id_are_refused_not_dropped(
+async def test_parts_with_conversation_id_are_stored_with_the_turn(
     app_client: httpx.AsyncClient,
 ) -> None:
     headers = await auth(app_client)
     first = await complete(app_client, headers, [{"role": "user", "content": "hello"}])
     cid = first.json()["conversation_id"]
-    response = await complete(
-        app_client, headers, [{"role": "user", "content": IMAGE_MESSAGE}], conversation_id=cid
-    )
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "messages[0].content"
+    image_only = [_image("https://x.example/a.png", detail="low")]
+    for content in (IMAGE_MESSAGE, image_only):
+        response = await complete(
+            app_client, headers, [{"role": "user", "content": content}], conversation_id=cid
+        )
+        assert response.status_code == 200, response.text
+        assert "(with " in response.json()["choices"][0]["message"]["content"]
+    stored = (await app_client.get(f"/v1/conversations/{cid}", headers=headers)).json()
+    users = [m for m in stored["data"]["messages"] if m["role"] == "user"]
+    assert [m["content_parts"] for m in users] == [None, IMAGE_MESSAGE, image_only]
+    assert [m["content"] for m in users] == ["hello", "What is in these?", ""]
 
 
 async def test_a_150k_character_message_and_1001_messages_are_answered(

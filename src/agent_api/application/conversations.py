@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -121,17 +122,20 @@ class ConversationService:
         model: str | None = None,
         stream: bool = False,
         options: TurnOptions = PLAIN_TURN,
+        parts: tuple[Mapping[str, Any], ...] = (),
     ) -> Run:
         """The next user turn of a conversation, answered by `model` (default: the
-        conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
-        is pending), ModelNotFound, ModelForbidden, RateLimited (too many runs in progress)."""
+        conversation's); `parts`, the turn's content parts when it has more than text (see
+        `ChatMessage.parts`; `message` is then their text). Raises NotFound, ConversationBusy
+        (a run is in progress or an approval is pending), ModelNotFound, ModelForbidden,
+        RateLimited (too many runs in progress)."""
         slot = await self._take_slot(principal)
         async with _freed_on_error(slot):
             run = Run(self._engine, *await self._claim(principal, conversation_id), slot)
         async with run.preparing(on_failure=ConversationStatus.ACTIVE):
             model = self._models.resolve(principal, model or run.conversation.model)
             user = await self._repo.append(
-                NewMessage(conversation_id, "user", self._now(), content=message)
+                NewMessage(conversation_id, "user", self._now(), content=message, parts=parts)
             )
             history = await self._history(conversation_id)
         plan = self._plan(

@@ -178,19 +178,17 @@ async def chat_completions(
         run = await service.start(principal, messages, model=body.model, stream=body.stream)
     else:
         last = messages[-1]
-        if last.role != "user" or not last.content:
+        if last.role != "user" or not last.has_content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )
-        if last.parts:
-            # `send` takes the turn as text: refused rather than stored without its parts.
-            raise InvalidRequest(
-                "image, audio and file parts are not yet accepted with conversation_id; "
-                "send the whole conversation without it",
-                param=f"messages[{len(messages) - 1}].content",
-            )
         run = await service.send(
-            principal, conversation_id, last.content, model=body.model, stream=body.stream
+            principal,
+            conversation_id,
+            last.content or "",
+            model=body.model,
+            stream=body.stream,
+            parts=last.parts,
         )
     add_response_headers(request.scope, [("X-Conversation-Id", str(run.conversation.id))])
     completion_id = f"chatcmpl-{run.run_id.hex}"
