@@ -32,15 +32,28 @@ class ToolCallIn(RequestModel):
     function: FunctionCallIn
 
 
-ContentPart = Annotated[
-    dict[str, Any],
-    Field(
-        description="An OpenAI content part: `text`; on user messages also `image_url` "
-        "(https or data:image URL, detail auto|low|high), `input_audio` (base64 wav|mp3), "
-        "`file` (file_data or file_id, filename)",
-        examples=[{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}],
-    ),
-]
+class ContentPart(RequestModel):
+    """An OpenAI content part: `text`; on user messages also `image_url` (https or data:image
+    URL, detail auto|low|high), `input_audio` (base64 wav|mp3), `file` (file_data or file_id,
+    filename). Typed loosely here so that each field's unstorable text is named where it is;
+    the rules are checked by `openai_content`, which also refuses unknown fields."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
+        },
+    )
+
+    type: Any = None
+    text: Any = None
+    image_url: Any = None
+    input_audio: Any = None
+    file: Any = None
+
+    def as_sent(self) -> dict[str, Any]:
+        """The part as the client sent it: its given fields and any unknown ones."""
+        return self.model_dump(exclude_unset=True)
 
 
 def _content_kind(value: Any) -> str | None:
@@ -84,7 +97,8 @@ class MessageIn(RequestModel):
         text: str | None = None
         parts: tuple[Mapping[str, Any], ...] = ()
         if isinstance(self.content, list):
-            text, parts = parse_content(self.content, role, f"messages[{index}].content")
+            sent = [part.as_sent() for part in self.content]
+            text, parts = parse_content(sent, role, f"messages[{index}].content")
         else:
             text = self.content
         return ChatMessage(
