@@ -5,6 +5,7 @@ bounded here: a tool call id or a name longer than IDENTIFIER_MAX_LENGTH is refu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -13,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from agent_api.api.routers.openai_content import parse_content
 from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
-from agent_api.domain.chat import ChatMessage, ToolCall
+from agent_api.domain.chat import ChatMessage, ToolCall, ToolSpec, TurnOptions
 from agent_api.domain.errors import InvalidRequest
 
 Identifier = Annotated[str, Field(max_length=IDENTIFIER_MAX_LENGTH)]
+FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # OpenAI's rule for function names
 
 
 class FunctionCallIn(RequestModel):
@@ -111,6 +113,45 @@ class MessageIn(RequestModel):
         )
 
 
+class FunctionIn(RequestModel):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolIn(RequestModel):
+    """A client tool. Only `function` tools exist here; other types are refused by name."""
+
+    type: str
+    function: FunctionIn | None = None
+
+    def to_spec(self, index: int) -> ToolSpec:
+        if self.type != "function" or self.function is None:
+            raise InvalidRequest(
+                f"tool type '{self.type}' is not supported; send function tools",
+                param=f"tools[{index}].type",
+            )
+        function = self.function
+        if not FUNCTION_NAME.fullmatch(function.name):
+            raise InvalidRequest(
+                "a function name is 1 to 64 letters, digits, '_' or '-'",
+                param=f"tools[{index}].function.name",
+            )
+        return ToolSpec(
+            function.name, function.description or "", function.parameters or {}, function.strict
+        )
+
+
+class NamedFunction(RequestModel):
+    name: str
+
+
+class NamedToolChoice(RequestModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class StreamOptions(RequestModel):
     model_config = ConfigDict(extra="allow")
 
@@ -138,6 +179,9 @@ class ChatCompletionRequest(RequestModel):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     conversation_id: UUID | None = Field(
         None, description="Extension: continue this stored conversation"
     )
@@ -151,6 +195,21 @@ class ChatCompletionRequest(RequestModel):
 
     def chat_messages(self) -> list[ChatMessage]:
         return [m.to_chat(i) for i, m in enumerate(self.messages)]
+
+    def turn_options(self) -> TurnOptions:
+        """The client's tools and tool choice; `parallel_tool_calls` goes to the upstream.
+        Raises InvalidRequest naming the field (a tool of another type, a bad or repeated
+        name); whether a choice names an offered function is checked with the server's tools
+        (`TurnOptions.offer`)."""
+        choice = self.tool_choice or "auto"
+        upstream: dict[str, Any] = {}
+        if self.parallel_tool_calls is not None:
+            upstream["parallel_tool_calls"] = self.parallel_tool_calls
+        return TurnOptions(
+            client_tools=tuple(tool.to_spec(i) for i, tool in enumerate(self.tools or ())),
+            tool_choice=choice if isinstance(choice, str) else choice.function.name,
+            upstream=upstream,
+        )
 
 
 class ModelOut(BaseModel):

@@ -81,6 +81,7 @@ class AgentState(TypedDict, total=False):
     pending: list[ToolCall]
     approved: list[DecidedToolCall]
     awaiting: list[tuple[ToolCall, dict[str, Any], str]]
+    client_calls: list[ToolCall]
     iteration: int
     tools_off: bool
 

@@ -17,12 +17,14 @@ from typing import Any
 
 from agent_api.domain.chat import (
     FINISH_REASONS,
+    TOOL_CHOICE_MODES,
     ChatMessage,
     ChatRequest,
     ChatResult,
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    ToolSpec,
     Usage,
 )
 from agent_api.domain.errors import UpstreamFailed
@@ -36,17 +38,9 @@ def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         "messages": [message_to_wire(message) for message in request.messages],
     }
     if request.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.name,
-                    "description": tool.description,
-                    "parameters": tool.parameters or {"type": "object", "properties": {}},
-                },
-            }
-            for tool in request.tools
-        ]
+        body["tools"] = [tool_to_wire(tool) for tool in request.tools]
+    if request.tool_choice is not None:
+        body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
@@ -56,6 +50,24 @@ def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
+    function: dict[str, Any] = {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters or {"type": "object", "properties": {}},
+    }
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def tool_choice_to_wire(choice: str) -> Any:
+    """A mode as its string; a function's name as `{"type": "function", "function": {name}}`."""
+    if choice in TOOL_CHOICE_MODES:
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 def message_to_wire(message: ChatMessage) -> dict[str, Any]:
