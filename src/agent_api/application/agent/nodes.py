@@ -71,7 +71,11 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
     else:
         result = await deps.chat_model.complete(request)
     latency_ms = int((time.perf_counter() - started) * 1000)
-    calls = result.message.tool_calls if offered else ()  # no tools offered, none run
+    # Tools switched off (the iteration limit, or the client's "none"): a call is not run. A
+    # call of a tool that simply is not offered (one the credential may not use) goes to `act`,
+    # which answers it with an error the model can read.
+    switched_off = tools_off or ctx.options.tool_choice == "none"
+    calls = () if switched_off else result.message.tool_calls
     stored = await ctx.recorder.assistant(result, calls, latency_ms, context_dropped=dropped)
     finished = LLMCallFinished(result.model, result.usage, result.finish_reason)
     write(finished)
