@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 import anyio
@@ -72,6 +72,7 @@ class _Tally:
     usage: Usage = field(default_factory=Usage)
     pending: tuple[PendingToolCall, ...] = ()
     finish_reason: str = "stop"
+    logprobs: Any | None = None
 
     def add(self, event: AgentEvent) -> None:
         if isinstance(event, MessageStored):
@@ -79,6 +80,7 @@ class _Tally:
         elif isinstance(event, LLMCallFinished):
             self.usage = self.usage + event.usage
             self.finish_reason = event.finish_reason
+            self.logprobs = event.logprobs
         elif isinstance(event, ApprovalRequired):
             self.pending = event.pending
 
@@ -180,6 +182,7 @@ class Run:
             messages=tuple(tally.messages),
             pending=tally.pending,
             final_text=final_text,
+            logprobs=tally.logprobs,
             finish_reason="tool_calls"
             if tally.pending
             else ("stop" if reason == "tool_calls" else reason),

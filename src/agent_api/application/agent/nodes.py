@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import anyio
@@ -25,6 +25,7 @@ from agent_api.application.agent.router import SYSTEM_PROMPTS, resolve_agent
 from agent_api.application.agent.state import AgentDeps, AgentState, AgentTools, RunContext
 from agent_api.application.ports import ChatModel
 from agent_api.domain.chat import (
+    LENGTH_FIELDS,
     ChatMessage,
     ChatRequest,
     ChatResult,
@@ -32,6 +33,7 @@ from agent_api.domain.chat import (
     TextDelta,
     ToolCall,
     ToolSpec,
+    TurnOptions,
     Usage,
 )
 from agent_api.domain.conversations import AgentType
@@ -60,24 +62,52 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
         system.append(ChatMessage(role="system", content=ITERATION_LIMIT_NOTE))
     offered = () if tools_off else ctx.tools
     history, dropped = await _fit(deps.context_window, ctx.model, system, state["history"], offered)
-    request = ChatRequest(model=ctx.model, messages=(*system, *history), tools=offered)
+    spent = state.get("completion_tokens", 0)
+    request = ChatRequest(
+        model=ctx.model,
+        messages=(*system, *history),
+        tools=offered,
+        options=call_options(ctx.options, spent),
+    )
     started = time.perf_counter()
     if ctx.stream:
         result = await _stream_answer(deps.chat_model, request, ctx, write, dropped)
     else:
         result = await deps.chat_model.complete(request)
     latency_ms = int((time.perf_counter() - started) * 1000)
-    calls = () if tools_off else result.message.tool_calls
+    spent += result.usage.completion_tokens
+    # A tool round the budget cannot follow with an answer ends the run here, its calls
+    # (likely cut short) not stored: the history never holds a call without its result.
+    out_of_budget = bool(result.message.tool_calls) and budget_spent(ctx.options, spent)
+    calls = () if tools_off or out_of_budget else result.message.tool_calls
     stored = await ctx.recorder.assistant(result, calls, latency_ms, context_dropped=dropped)
-    finished = LLMCallFinished(result.model, result.usage, result.finish_reason)
-    write(finished)
+    reason = "length" if out_of_budget else result.finish_reason
+    write(LLMCallFinished(result.model, result.usage, reason, result.logprobs))
     write(MessageStored(stored))
     # The calls as stored: what the model wrote is made storable there (an over-long id is
     # cut), and the results must answer the ids the history and the client see.
     calls = stored.tool_calls
     for call in calls:
         write(ToolCallRequested(call))
-    return {"history": [*state["history"], stored.to_chat()], "pending": list(calls)}
+    return {
+        "history": [*state["history"], stored.to_chat()],
+        "pending": list(calls),
+        "completion_tokens": spent,
+    }
+
+
+def call_options(options: TurnOptions, spent: int) -> Mapping[str, Any]:
+    """The fields a model call of the turn sends: the client's, with its length bound (in
+    the field name the client used) lowered to what `spent` tokens leave of the turn's."""
+    if options.max_completion_tokens is None:
+        return options.upstream
+    name = next((f for f in LENGTH_FIELDS if f in options.upstream), "max_tokens")
+    return {**options.upstream, name: max(1, options.max_completion_tokens - spent)}
+
+
+def budget_spent(options: TurnOptions, spent: int) -> bool:
+    """True when the turn's completion tokens are used up (never without a budget)."""
+    return options.max_completion_tokens is not None and spent >= options.max_completion_tokens
 
 
 async def act(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]) -> AgentState:
