@@ -75,7 +75,7 @@ def _completion(
                 "index": 0,
                 "message": message,
                 "finish_reason": finished.finish_reason,
-                "logprobs": None,
+                "logprobs": finished.logprobs,
             }
         ],
         "usage": usage_dict(finished.usage.prompt_tokens, finished.usage.completion_tokens),
@@ -99,8 +99,10 @@ async def _chunks(
         "model": model,
     }
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+    def chunk(
+        delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None, **extra: Any
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}
         return sse_data({**base, "choices": [choice], "usage": None, **extra})
 
     yield chunk({"role": "assistant", "content": ""})
@@ -126,9 +128,12 @@ async def _chunks(
     assert finished is not None
     for index, call in enumerate(finished.answer().tool_calls):
         yield chunk({"tool_calls": [{"index": index, **call.to_openai()}]})
+    # The final answer's logprobs, whole, on the last choice chunk: clients concatenate the
+    # chunks' `logprobs.content` lists, so the total is the same as the non-streamed one.
     yield chunk(
         {},
         finished.finish_reason,
+        finished.logprobs,
         conversation_id=str(finished.conversation.id),
         **_pending_extension(finished),
     )
@@ -174,8 +179,11 @@ async def chat_completions(
 ) -> Response:
     conversation_id = _conversation_id(body, x_conversation_id)
     messages = body.chat_messages()
+    stream, options = bool(body.stream), body.turn_options()
     if conversation_id is None:
-        run = await service.start(principal, messages, model=body.model, stream=body.stream)
+        run = await service.start(
+            principal, messages, model=body.model, stream=stream, options=options
+        )
     else:
         last = messages[-1]
         if last.role != "user" or not last.content:
@@ -183,12 +191,17 @@ async def chat_completions(
                 "the last message must be a non-empty user message", param="messages"
             )
         run = await service.send(
-            principal, conversation_id, last.content, model=body.model, stream=body.stream
+            principal,
+            conversation_id,
+            last.content,
+            model=body.model,
+            stream=stream,
+            options=options,
         )
     add_response_headers(request.scope, [("X-Conversation-Id", str(run.conversation.id))])
     completion_id = f"chatcmpl-{run.run_id.hex}"
     created = int(time.time())
-    if body.stream:
+    if stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return event_stream(
             _chunks(

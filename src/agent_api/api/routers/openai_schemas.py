@@ -1,17 +1,19 @@
-"""Wire schemas of the OpenAI-compatible surface (requests are lenient: fields the server does
-not use are accepted and ignored; malformed ones are 400 `invalid_request_error` with `param`).
-Every string the server keeps is checked (see `RequestModel`) and, where its column is bounded,
-bounded here: a tool call id or a name longer than IDENTIFIER_MAX_LENGTH is refused."""
+"""Wire schemas of the OpenAI-compatible surface. A request field is honoured or refused:
+unknown fields and values the agent cannot honour are 400 `invalid_request_error` with `param`
+(`openai_params` says what each Chat Completions field does). Every string the server keeps is
+checked (see `RequestModel`) and, where its column is bounded, bounded here: a tool call id or
+a name longer than IDENTIFIER_MAX_LENGTH is refused."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from agent_api.api.routers.openai_params import CompletionParams
 from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
-from agent_api.domain.chat import ChatMessage, ToolCall
+from agent_api.domain.chat import ChatMessage, ToolCall, TurnOptions
 from agent_api.domain.conversations import MESSAGE_MAX_LENGTH
 from agent_api.domain.errors import InvalidRequest
 
@@ -98,17 +100,11 @@ class MessageIn(RequestModel):
         )
 
 
-class StreamOptions(RequestModel):
-    model_config = ConfigDict(extra="allow")
-
-    include_usage: bool = False
-
-
-class ChatCompletionRequest(RequestModel):
+class ChatCompletionRequest(CompletionParams):
     """The OpenAI body. Extension: `conversation_id` continues a stored conversation."""
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"model": "demo", "messages": [{"role": "user", "content": "What is 1337 * 42?"}]}
@@ -118,23 +114,17 @@ class ChatCompletionRequest(RequestModel):
 
     model: Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
     messages: Annotated[list[MessageIn], Field(min_length=1, max_length=MAX_MESSAGES)]
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     conversation_id: UUID | None = Field(
         None, description="Extension: continue this stored conversation"
     )
 
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, n: int | None) -> int | None:
-        if n is not None and n != 1:
-            raise ValueError("only n=1 is supported")
-        return n
+    def turn_options(self) -> TurnOptions:
+        """What the turn's model calls get: the forwarded fields as sent, and the run's length
+        budget (`max_completion_tokens`, else `max_tokens`)."""
+        return TurnOptions(
+            upstream=self.forwarded(),
+            max_completion_tokens=self.max_completion_tokens or self.max_tokens,
+        )
 
     def chat_messages(self) -> list[ChatMessage]:
         return [m.to_chat(i) for i, m in enumerate(self.messages)]
