@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from agent_api.api.schemas import RequestModel
 from agent_api.domain.errors import InvalidRequest
@@ -48,6 +48,7 @@ FORWARDED: frozenset[str] = frozenset(
     }
 )
 
+MAX_STOP_SEQUENCES = 4
 Penalty = Annotated[float, Field(ge=-2, le=2)]
 MetadataKey = Annotated[str, Field(max_length=64)]
 MetadataValue = Annotated[str, Field(max_length=512)]
@@ -109,7 +110,7 @@ class CompletionParams(RequestModel):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stop: str | list[str] | None = None
     seed: int | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
@@ -139,6 +140,13 @@ class CompletionParams(RequestModel):
     parallel_tool_calls: bool | None = None
     functions: list[dict[str, Any]] | None = None
     function_call: Any = None
+
+    @field_validator("stop")
+    @classmethod
+    def _four_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(stop, list) and len(stop) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+        return stop
 
     @model_validator(mode="after")
     def _refused(self) -> CompletionParams:
