@@ -129,7 +129,7 @@ async def _create_api_key(settings: Settings, args: argparse.Namespace) -> None:
 
     from agent_api.application.api_keys import KeySpec
     from agent_api.bootstrap import build
-    from agent_api.config import parse_duration
+    from agent_api.config_types import parse_duration
 
     try:
         expires_at = (
@@ -157,7 +157,7 @@ async def _create_api_key(settings: Settings, args: argparse.Namespace) -> None:
     print(created.secret)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent-api", description="Self-hosted agent API server")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API")
@@ -182,8 +182,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="let the key decide approvals (default: only sessions may)",
     )
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     settings = _load_settings()
     configure_logging(settings.log_level, settings.log_format)
     try:

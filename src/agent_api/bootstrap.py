@@ -20,20 +20,18 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_api.application.api_keys import ApiKeyService
-from agent_api.application.auth import AuthService, utcnow
+from agent_api.application.auth import AuthService
 from agent_api.application.conversation_queries import ConversationReader
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import (
-    ChatModel,
-    PasswordHasher,
-    RateLimiter,
-    RunSlots,
-    UsageRepository,
-)
+from agent_api.application.ports import ChatModel
+from agent_api.application.ports_auth import PasswordHasher
+from agent_api.application.ports_limits import RateLimiter, RunSlots
+from agent_api.application.ports_usage import UsageRepository
 from agent_api.application.rate_limits import RateLimitService
 from agent_api.application.usage import UsageService
 from agent_api.config import Settings
+from agent_api.domain.clock import Clock, utcnow
 from agent_api.domain.errors import ServiceUnavailable
 from agent_api.infrastructure.brave import BraveWebSearch
 from agent_api.infrastructure.db import migrations
@@ -45,7 +43,6 @@ from agent_api.infrastructure.rate_limiter import LimitsRateLimiter
 from agent_api.infrastructure.run_slots import MemoryRunSlots, RedisRunSlots
 from agent_api.infrastructure.tokenizers import load_tables_for
 from agent_api.services import (
-    Clock,
     api_key_service,
     auth_service,
     conversation_reader,
@@ -203,6 +200,8 @@ class Adapters(TypedDict, total=False):
     extra_tools: Iterable[Tool]
 
 
+# Long by its typed keyword list (one per adapter a test may swap) and the container it
+# fills; the body reads top-down in the order the resources are opened.
 @asynccontextmanager
 async def build(
     settings: Settings,

@@ -8,20 +8,17 @@ is silently defaulted.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+from agent_api.config_types import CsvList, Duration, Lowercase, ModelBudgets
 
 # Secrets that appear in public examples (the Go original's default among them).
 KNOWN_DEFAULT_SECRETS = frozenset(
@@ -37,73 +34,6 @@ MIN_JWT_SECRET_BYTES = 32
 _INT32_MAX = 2**31 - 1  # the limit columns are 32-bit integers
 # The per-user budget defaults to this many times the per-credential one (see README).
 USER_RATE_LIMIT_FACTOR = 3
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`15m`, `168h`, `7d`, `30s`, `250ms` or a bare number of seconds -> timedelta.
-
-    Raises ValueError for anything else (including zero and negative values).
-    """
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    else:
-        raise ValueError(
-            f"invalid duration {value!r}: use a number with a unit, e.g. 30s, 15m, 168h, 7d"
-        )
-    try:
-        duration = timedelta(seconds=seconds)
-    except (OverflowError, ValueError):
-        # timedelta's own errors (e.g. "99999999999999d") would escape pydantic's validation
-        # as a raw traceback instead of a message naming the variable.
-        raise ValueError(f"invalid duration {value!r}: out of range") from None
-    if duration <= timedelta(0):
-        raise ValueError(f"invalid duration {value!r}: must be positive")
-    return duration
-
-
-def split_csv(value: Any) -> Any:
-    """A comma-separated string -> list of trimmed, non-empty items; lists pass through."""
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-_MODEL_NAME = re.compile(r"^[^\s=,]+$")
-
-
-def parse_model_budgets(value: Any) -> Any:
-    """`gpt-4o=128000,llama3=8192` -> {"gpt-4o": 128000, "llama3": 8192}; a dict passes through.
-
-    Raises ValueError naming the bad entry: an item without `=`, an empty or spaced model
-    name, a count that is not a positive whole number, a model given twice."""
-    if not isinstance(value, str):
-        return value
-    budgets: dict[str, int] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        model, sep, count = (piece.strip() for piece in item.partition("="))
-        if not sep or not _MODEL_NAME.match(model):
-            raise ValueError(f"invalid entry {item!r}: use model=tokens, e.g. llama3=8192")
-        if not count.isdigit() or int(count) < 1:
-            raise ValueError(f"invalid entry {item!r}: tokens must be a positive whole number")
-        if model in budgets:
-            raise ValueError(f"model {model!r} is given twice")
-        budgets[model] = int(count)
-    return budgets
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-CsvList = Annotated[list[str], NoDecode, BeforeValidator(split_csv)]
-ModelBudgets = Annotated[
-    dict[str, Annotated[int, Field(ge=1)]], NoDecode, BeforeValidator(parse_model_budgets)
-]
 
 
 class Settings(BaseSettings):
@@ -125,10 +55,8 @@ class Settings(BaseSettings):
     request_body_timeout: Duration = timedelta(seconds=30)
     keepalive_timeout: Duration = timedelta(seconds=5)
     cors_origins: CsvList = []
-    log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
-        "info"
-    )
-    log_format: Annotated[Literal["json", "console"], BeforeValidator(_lower)] = "json"
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], Lowercase] = "info"
+    log_format: Annotated[Literal["json", "console"], Lowercase] = "json"
 
     # database
     database_url: str = "sqlite+aiosqlite:///./agent_api.db"
@@ -171,7 +99,7 @@ class Settings(BaseSettings):
     session_max_age: Duration = timedelta(days=30)
     # `open`: anyone may `POST /v1/auth/register`; `closed`: 403, accounts come from
     # `agent-api create-user`.
-    registration: Annotated[Literal["open", "closed"], BeforeValidator(_lower)] = "open"
+    registration: Annotated[Literal["open", "closed"], Lowercase] = "open"
 
     # LLM and agent
     llm_provider: Literal["openai", "demo"] | None = None
@@ -201,13 +129,11 @@ class Settings(BaseSettings):
     web_search_api_key: SecretStr | None = None
     web_search_base_url: str = "https://api.search.brave.com/res/v1/web/search"
 
-    @field_validator("jwt_secret", "llm_api_key", "web_search_api_key", "redis_url", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        """`VAR=` (as in a copied .env.example) means unset, not an empty secret or URL."""
-        return None if isinstance(value, str) and not value.strip() else value
-
     @field_validator(
+        "jwt_secret",
+        "llm_api_key",
+        "web_search_api_key",
+        "redis_url",
         "rate_limit_max_per_minute",
         "rate_limit_max_per_day",
         "user_rate_limit_per_minute",
@@ -215,8 +141,9 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _empty_limit_is_unset(cls, value: Any) -> Any:
-        """`VAR=` means unset (the documented default), not an invalid number."""
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`VAR=` (as in a copied .env.example) means unset (the documented default), not an
+        empty secret or URL nor an invalid number."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime
 
 import structlog
 
@@ -16,16 +15,14 @@ from agent_api.application.auth import AuthService
 from agent_api.application.conversation_queries import ConversationReader
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
-from agent_api.application.ports import (
-    ChatModel,
-    PasswordHasher,
-    RateLimiter,
-    RunSlots,
-)
+from agent_api.application.ports import ChatModel
+from agent_api.application.ports_auth import PasswordHasher
+from agent_api.application.ports_limits import RateLimiter, RunSlots
 from agent_api.application.rate_limits import AuthLimits, RateLimitService
 from agent_api.application.run_slots import RunSlotService
 from agent_api.application.tokens import TokenService
 from agent_api.config import Settings
+from agent_api.domain.clock import Clock
 from agent_api.infrastructure.db.api_keys import SqlApiKeyRepository
 from agent_api.infrastructure.db.conversations import SqlConversationRepository
 from agent_api.infrastructure.db.database import Database
@@ -42,8 +39,6 @@ from agent_api.tools.executor import ToolExecutor
 from agent_api.tools.web_search import WebSearch
 
 log = structlog.get_logger("agent_api.bootstrap")
-
-Clock = Callable[[], datetime]
 
 
 def _jwt_secret(settings: Settings) -> str:
@@ -120,7 +115,7 @@ def rate_limit_service(
             per_email=settings.auth_rate_limit_per_email_per_minute,
             failures_per_ip=settings.auth_failure_limit_per_minute,
         ),
-        on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
+        on_reject=metrics.count_rejection,
         on_fail_open=metrics.rate_limit_fail_open.inc,
     )
 
@@ -155,7 +150,7 @@ def run_slot_service(settings: Settings, slots: RunSlots, metrics: Metrics) -> R
         per_credential=settings.max_concurrent_runs_per_key,
         per_user=settings.max_concurrent_runs_per_user,
         lease=settings.agent_run_lease,
-        on_reject=lambda scope: metrics.rate_limit_rejections.labels(scope=scope).inc(),
+        on_reject=metrics.count_rejection,
         on_fail_open=metrics.rate_limit_fail_open.inc,
     )
 

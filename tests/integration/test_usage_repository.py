@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from agent_api.application.ports import UsageBucket
+from agent_api.application.ports_usage import UsageBucket
 from agent_api.domain.api_keys import ApiKey
 from agent_api.domain.users import Role, User
 from agent_api.infrastructure.db.api_keys import SqlApiKeyRepository

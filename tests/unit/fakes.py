@@ -1,4 +1,4 @@
-"""Hand-written fakes of the ports in `agent_api.application.ports`, for unit tests.
+"""Hand-written fakes of the ports in `agent_api.application.ports*`, for unit tests.
 
 Each fake keeps its state in plain dicts that tests may inspect, and honours the port's
 documented contract (e.g. `FakeUserRepository.add` raises EmailTaken, `FakeSessionRepository.

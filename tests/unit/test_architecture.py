@@ -44,6 +44,20 @@ def test_a_layer_imports_nothing_outside_what_it_may_know(layer: str) -> None:
     assert not violations, "\n".join(violations)
 
 
+def test_the_ports_import_only_the_domain() -> None:
+    """A port speaks in domain objects: a ports module that imported a service or another
+    module of the application would tie the adapters implementing it to that code."""
+    modules = sorted((PACKAGE / "application").glob("ports*.py"))
+    assert {path.stem for path in modules} >= {"ports", "ports_auth", "ports_limits", "ports_usage"}
+    violations = [
+        f"{path.name} imports {name}"
+        for path in modules
+        for name in _imports(path)
+        if not name.startswith("agent_api.domain")
+    ]
+    assert not violations, "\n".join(violations)
+
+
 def test_the_rules_see_imports() -> None:
     """The checker itself: it finds `from agent_api.x import y` and `import agent_api.x`."""
     sample = PACKAGE / "api" / "deps.py"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent_api.config import KNOWN_DEFAULT_SECRETS, Settings, parse_duration
+from agent_api.config import KNOWN_DEFAULT_SECRETS, Settings
+from agent_api.config_types import parse_duration
 
 PG_URL = "postgresql+asyncpg://agent:pw@db.internal/agent"
 STRONG_SECRET = "a-long-random-secret-of-more-than-32-bytes"

@@ -3,8 +3,10 @@ behind (status, messages, decisions) and that its claim and run slot are always 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +16,14 @@ from agent_api.application.agent.graph import build_agent_graph
 from agent_api.application.conversations import ConversationService
 from agent_api.application.models import ModelCatalog
 from agent_api.application.run_slots import RunSlotService
-from agent_api.domain.chat import ChatMessage, ChatRequest, ChatResult, ToolSpec
+from agent_api.domain.chat import (
+    ChatEvent,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    TextDelta,
+    ToolSpec,
+)
 from agent_api.domain.conversations import ApprovalRequest, ConversationStatus
 from agent_api.domain.credentials import Credential, CredentialType, Principal
 from agent_api.domain.errors import (
@@ -41,6 +50,20 @@ DELETE = calls(("d1", "delete_file", {"path": "x"}))
 class FailingChatModel(ScriptedChatModel):
     async def complete(self, request: ChatRequest) -> ChatResult:
         raise UpstreamFailed("the model is down")
+
+
+class StallingChatModel(ScriptedChatModel):
+    """Streams the first word of its first answer, then waits until cancelled (a model still
+    talking when the client leaves); later answers stream whole."""
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        if len(self.requests) > 0:
+            async for event in super().stream(request):
+                yield event
+            return
+        result = self._next(request)
+        yield TextDelta((result.message.content or "").split(" ")[0] + " ")
+        await asyncio.Event().wait()
 
 
 class Harness:
@@ -195,15 +218,28 @@ async def test_approve_marks_failed_when_the_rejection_cannot_be_stored() -> Non
 
 
 async def test_a_client_gone_mid_stream_hands_the_conversation_back() -> None:
-    h = Harness(text("a long answer in words"))
+    h = Harness(chat=StallingChatModel(text("a long answer in words"), text("still here")))
     run = await h.service.start(PRINCIPAL, HELLO, stream=True)
     events = run.events()
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, ContentDelta):
                 break
-    assert h.status(run.conversation.id) is ConversationStatus.ACTIVE
-    assert h.repo.conversations[run.conversation.id].run_id is None
+    conversation_id = run.conversation.id
+    assert h.status(conversation_id) is ConversationStatus.ACTIVE
+    assert h.repo.conversations[conversation_id].run_id is None
+    assert h.slots_free()
+    # What was said before the cut is kept, marked as cut short.
+    partial = h.repo.stored[conversation_id][-1]
+    assert partial.role == "assistant"
+    assert partial.is_complete is False
+    assert partial.content == "a "
+    # ... and the conversation takes the next turn.
+    finished = await (await h.service.send(PRINCIPAL, conversation_id, "again")).result()
+    assert finished.final_text == "still here"
+    assert h.roles(conversation_id) == ["user", "assistant", "user", "assistant"]
+    assert h.repo.stored[conversation_id][-1].is_complete is True
+    assert h.status(conversation_id) is ConversationStatus.ACTIVE
     assert h.slots_free()
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent_api.application.ports import WindowState
+from agent_api.application.ports_limits import WindowState
 from agent_api.application.rate_limits import RateLimitService
 from agent_api.domain.credentials import Credential, CredentialType, Principal
 from agent_api.domain.errors import RateLimited, ServiceUnavailable

@@ -38,6 +38,47 @@ def add_response_headers(scope: Scope, headers: Iterable[tuple[str, str]]) -> No
     scope.setdefault("state", {}).setdefault("response_headers", []).extend(headers)
 
 
+class _StampedSend:
+    """`send` that stamps the request id and the headers dependencies computed on the response
+    start, and remembers whether a response started and with what status."""
+
+    def __init__(self, send: Send, request_id: str, state: dict[str, Any]) -> None:
+        self._send = send
+        self._request_id = request_id
+        self._state = state
+        self.status = 500
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            # Headers that dependencies computed (e.g. rate-limit fields) reach every kind
+            # of response this way, streams included.
+            extra = [(k.encode(), v.encode()) for k, v in self._state.get("response_headers", ())]
+            message["headers"] = [
+                *message.get("headers", []),
+                *extra,
+                (b"x-request-id", self._request_id.encode()),
+            ]
+        await self._send(message)
+
+
+def _log_request(scope: Scope, status: int, started_at: float) -> None:
+    """The access log line of one request: who, what, how it ended and how long it took."""
+    principal = scope["state"].get("principal")
+    log.info(
+        "request",
+        method=scope["method"],
+        path=scope["path"],
+        status=status,
+        duration_ms=round((time.perf_counter() - started_at) * 1000, 2),
+        client=scope["client"][0] if scope.get("client") else None,
+        user_id=str(principal.user.id) if principal else None,
+        credential=f"{principal.credential.type}:{principal.credential.id}" if principal else None,
+    )
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,48 +94,18 @@ class RequestContextMiddleware:
         # must never show up on the next one.
         state: dict[str, Any] = {**scope.get("state", {}), "request_id": request_id}
         scope["state"] = state
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message.setdefault("headers", [])
-                # Headers that dependencies computed (e.g. rate-limit fields) reach every kind
-                # of response this way, streams included.
-                extra = [(k.encode(), v.encode()) for k, v in state.get("response_headers", ())]
-                message["headers"] = [
-                    *message["headers"],
-                    *extra,
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
-        start = time.perf_counter()
+        stamped = _StampedSend(send, request_id, state)
+        started_at = time.perf_counter()
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, stamped)
             except Exception:
                 log.exception("unhandled error", path=scope["path"])
-                if not response_started:
+                if not stamped.started:
                     body = internal_error_body(scope["path"], request_id)
-                    await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+                    await JSONResponse(body, status_code=500)(scope, receive, stamped)
             finally:
-                principal = state.get("principal")
-                log.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round((time.perf_counter() - start) * 1000, 2),
-                    client=scope["client"][0] if scope.get("client") else None,
-                    user_id=str(principal.user.id) if principal else None,
-                    credential=f"{principal.credential.type}:{principal.credential.id}"
-                    if principal
-                    else None,
-                )
+                _log_request(scope, stamped.status, started_at)
 
 
 class BodySizeLimitMiddleware:

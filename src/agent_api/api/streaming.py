@@ -42,6 +42,34 @@ class ShuttingDown(ServiceUnavailable):
     default_message = "the server is shutting down; continue the conversation on retry"
 
 
+async def _produce(
+    source: AsyncGenerator[Any, None], queue: asyncio.Queue[tuple[bool, Any]]
+) -> None:
+    """Iterates the whole of `source` in this task, handing over `(False, item)` for each item,
+    then `(True, None)` at its end or `(True, error)` when it raises."""
+    try:
+        async with contextlib.aclosing(source) as items:
+            async for item in items:
+                await queue.put((False, item))
+    except Exception as exc:
+        await queue.put((True, exc))
+        return
+    await queue.put((True, None))
+
+
+async def _cancel_and_wait(
+    producer: asyncio.Task[None], *waiters: asyncio.Future[Any] | None
+) -> None:
+    for waiter in waiters:
+        if waiter is not None:
+            waiter.cancel()
+    producer.cancel()
+    # Shielded: the request may itself be cancelled (client gone), and the run's cleanup
+    # (keeping the partial answer, handing the conversation back) must still finish.
+    with anyio.CancelScope(shield=True):
+        await asyncio.gather(producer, return_exceptions=True)
+
+
 async def with_keepalive(
     source: AsyncGenerator[T, None],
     interval: float = KEEPALIVE_SECONDS,
@@ -55,18 +83,7 @@ async def with_keepalive(
     Closing this generator cancels the producer, which closes `source`, and waits for it.
     """
     queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=1)
-
-    async def produce() -> None:
-        try:
-            async with contextlib.aclosing(source) as items:
-                async for item in items:
-                    await queue.put((False, item))
-        except Exception as exc:
-            await queue.put((True, exc))
-            return
-        await queue.put((True, None))
-
-    producer = asyncio.create_task(produce())
+    producer = asyncio.create_task(_produce(source, queue))
     stopping = asyncio.ensure_future((stop or asyncio.Event()).wait())
     getter: asyncio.Task[tuple[bool, Any]] | None = None
     try:
@@ -89,14 +106,7 @@ async def with_keepalive(
                 return
             yield value
     finally:
-        stopping.cancel()
-        if getter is not None:
-            getter.cancel()
-        producer.cancel()
-        # Shielded: the request may itself be cancelled (client gone), and the run's cleanup
-        # (keeping the partial answer, handing the conversation back) must still finish.
-        with anyio.CancelScope(shield=True):
-            await asyncio.gather(producer, return_exceptions=True)
+        await _cancel_and_wait(producer, stopping, getter)
 
 
 class EventStreamResponse(StreamingResponse):

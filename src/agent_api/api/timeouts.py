@@ -27,6 +27,8 @@ def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
     """An `HttpToolsProtocol` (pass it as uvicorn's `http=`) that closes a connection which has
     not sent complete request headers within `seconds` of opening or of its last response."""
 
+    # A class made here, long only by its small methods: uvicorn builds the protocol itself
+    # with fixed arguments, so the bound reaches it by closure.
     class HeaderTimeoutProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
 

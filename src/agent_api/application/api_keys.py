@@ -6,22 +6,17 @@ key into unlimited ones. Every operation is scoped to the caller's own keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
-from agent_api.application.ports import ApiKeyRepository, UserRepository
+from agent_api.application.ports_auth import ApiKeyRepository, UserRepository
 from agent_api.domain.api_keys import ApiKey
+from agent_api.domain.clock import Clock, utcnow
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import ApiKeyLimitReached, NotFound, PermissionDenied
 from agent_api.domain.users import User, normalize_email
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,10 @@ password change, and turning a bearer credential into a `Principal`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from agent_api.application.ports import (
+from agent_api.application.ports_auth import (
     ApiKeyRepository,
     PasswordHasher,
     SessionRepository,
@@ -16,6 +15,7 @@ from agent_api.application.ports import (
 )
 from agent_api.application.tokens import TokenService, TokenType
 from agent_api.domain.api_keys import hash_key, looks_like_api_key
+from agent_api.domain.clock import Clock, utcnow
 from agent_api.domain.credentials import Credential, CredentialType, Principal
 from agent_api.domain.errors import (
     InvalidCredentials,
@@ -26,12 +26,6 @@ from agent_api.domain.errors import (
 )
 from agent_api.domain.sessions import Session
 from agent_api.domain.users import Role, User, check_password_policy, normalize_email
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

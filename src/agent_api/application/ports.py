@@ -1,5 +1,7 @@
 """Ports: one Protocol per external system. Adapters live in `agent_api.infrastructure`;
-hand-written fakes for unit tests live in `tests/`.
+hand-written fakes for unit tests live in `tests/`. This module holds the conversation and
+model ports; accounts and credentials are in `ports_auth`, shared limits in `ports_limits`,
+the usage ledger in `ports_usage`.
 
 Contract shared by every port: a dependency that cannot be reached raises
 `ServiceUnavailable`; a missing object is `None` (never an exception) unless stated.
@@ -9,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
-from agent_api.domain.api_keys import ApiKey
 from agent_api.domain.chat import (
     ChatEvent,
     ChatMessage,
@@ -29,162 +30,6 @@ from agent_api.domain.conversations import (
     NewMessage,
     PendingToolCall,
 )
-from agent_api.domain.sessions import Session
-from agent_api.domain.users import User
-
-
-class UserRepository(Protocol):
-    async def add(self, user: User) -> None:
-        """Raises EmailTaken when the (normalised) email exists."""
-
-    async def get(self, user_id: UUID) -> User | None: ...
-
-    async def get_by_email(self, email: str) -> User | None: ...
-
-    async def set_password_hash(self, user_id: UUID, password_hash: str, now: datetime) -> None: ...
-
-
-class SessionRepository(Protocol):
-    async def add(self, session: Session) -> None: ...
-
-    async def get_active_with_user(
-        self, session_id: UUID, now: datetime
-    ) -> tuple[Session, User] | None:
-        """The session and its user, or None when it is missing, revoked or expired."""
-
-    async def rotate(
-        self, session_id: UUID, old_jti: str, new_jti: str, expires_at: datetime, now: datetime
-    ) -> bool:
-        """Atomically replace the current refresh jti `old_jti` by `new_jti`. False when
-        `old_jti` is not current (reuse, or a concurrent refresh won) or the session is over."""
-
-    async def revoke(self, session_id: UUID, reason: str, now: datetime) -> None:
-        """Idempotent: revoking a revoked session keeps the first revocation."""
-
-    async def revoke_all_for_user(
-        self, user_id: UUID, reason: str, now: datetime, *, keep: UUID | None = None
-    ) -> int:
-        """Revokes every live session of the user except `keep`, in one statement; returns
-        how many were revoked. Already revoked sessions keep their first revocation."""
-
-
-class ApiKeyRepository(Protocol):
-    async def get_by_hash_with_user(self, key_hash: str) -> tuple[ApiKey, User] | None: ...
-
-    async def add(self, key: ApiKey) -> None: ...
-
-    async def list_for_user(self, user_id: UUID) -> list[ApiKey]:
-        """Every key of the user (revoked ones too), newest first."""
-
-    async def revoke(self, user_id: UUID, key_id: UUID, now: datetime) -> bool:
-        """Revokes the user's key; idempotent (keeps the first revocation). False when the
-        user has no such key (another user's key counts as missing)."""
-
-    async def revoke_all_for_user(self, user_id: UUID, now: datetime) -> int:
-        """Revokes every unrevoked key of the user in one statement; returns how many."""
-
-    async def count_live_for_user(self, user_id: UUID, now: datetime) -> int:
-        """How many of the user's keys are neither revoked nor expired at `now`."""
-
-    async def touch_last_used(self, key_id: UUID, now: datetime) -> None:
-        """Sets `last_used_at = now` unless it was set less than LAST_USED_RESOLUTION ago;
-        cheap to call often (at most one write per key per resolution, across replicas)."""
-
-
-class PasswordHasher(Protocol):
-    async def hash(self, password: str) -> str: ...
-
-    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
-        """(matches, new hash to store when the stored one is outdated, e.g. bcrypt)."""
-
-    async def dummy_verify(self) -> None:
-        """Spend the time of one verification (for unknown emails: no enumeration by timing)."""
-
-
-class WindowState(NamedTuple):
-    """One rate-limit window after a hit."""
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_after: float
-    """Seconds until a refused caller may try again (a slot frees up)."""
-
-
-class RateLimiter(Protocol):
-    async def hit(self, key: str, limit: int, window_seconds: int) -> WindowState:
-        """Counts one request of `key` against `limit` per trailing `window_seconds`.
-
-        Atomic: of any number of concurrent hits on a fresh window exactly `limit` are
-        allowed; a refused hit is not counted. Raises ServiceUnavailable when the store
-        cannot be reached (the caller decides whether to fail open or closed)."""
-
-    async def peek(self, key: str, limit: int, window_seconds: int) -> WindowState:
-        """The window of `key` as `hit` would see it, counting nothing: `allowed` is whether
-        one more hit would pass. Raises ServiceUnavailable like `hit`."""
-
-    async def aclose(self) -> None: ...
-
-
-class RunSlots(Protocol):
-    """Leases on concurrent agent runs, per holder (a credential, a user), shared by every
-    replica. A lease that is not renewed expires: a crashed process frees its slots."""
-
-    async def acquire(
-        self, run_id: str, holders: Sequence[tuple[str, int]], lease_seconds: float
-    ) -> int | None:
-        """Atomically, for every `(holder, limit)`: drops expired leases, and when each holder
-        has fewer than `limit` live runs adds `run_id` to all of them, leased for
-        `lease_seconds`. Returns None when taken; otherwise the index of the first full holder
-        (and nothing is added). Raises ServiceUnavailable."""
-
-    async def renew(self, run_id: str, holders: Sequence[str], lease_seconds: float) -> None:
-        """Extends the lease of `run_id` (a lease already expired and dropped stays dropped).
-        Raises ServiceUnavailable."""
-
-    async def release(self, run_id: str, holders: Sequence[str]) -> None:
-        """Frees the slots of `run_id` (idempotent). Raises ServiceUnavailable."""
-
-
-UsageGrouping = Literal["day", "model", "api_key"]
-
-
-class UsageBucket(NamedTuple):
-    """Token totals of one group: `key` is the day (`YYYY-MM-DD`, UTC), the model, or the
-    API key id as a string (None for usage through session tokens)."""
-
-    key: str | None
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class UsageRepository(Protocol):
-    async def record(
-        self,
-        user_id: UUID,
-        api_key_id: UUID | None,
-        conversation_id: UUID | None,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        *,
-        at: datetime | None = None,
-    ) -> None:
-        """Stores the token usage of one LLM call (at `at`, default now)."""
-
-    async def summarize(
-        self,
-        user_id: UUID,
-        start: datetime,
-        end: datetime,
-        group_by: UsageGrouping,
-        *,
-        api_key_id: UUID | None = None,
-    ) -> list[UsageBucket]:
-        """The user's usage with `start <= time < end` (only through `api_key_id` when given),
-        one bucket per group, ordered by key (None first)."""
 
 
 class ConversationRepository(Protocol):

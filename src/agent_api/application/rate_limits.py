@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent_api.application.ports import RateLimiter, WindowState
+from agent_api.application.ports_limits import RateLimiter, WindowState
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import RateLimited, ServiceUnavailable
 from agent_api.domain.users import normalize_email

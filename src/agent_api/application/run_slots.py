@@ -17,7 +17,7 @@ from datetime import timedelta
 import anyio
 import structlog
 
-from agent_api.application.ports import RunSlots
+from agent_api.application.ports_limits import RunSlots
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import RateLimited, ServiceUnavailable
 

@@ -6,22 +6,16 @@ A session sees its user's whole usage; an API key sees only the usage made with 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent_api.application.ports import UsageBucket, UsageGrouping, UsageRepository
+from agent_api.application.ports_usage import UsageBucket, UsageGrouping, UsageRepository
+from agent_api.domain.clock import Clock, utcnow
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import ValidationFailed
 
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366)
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ class ApiKey:
     revoked_at: datetime | None = None
     can_approve: bool = False
 
+    # Long by its keyword list and its contract; the body is checks, then one constructor.
     @classmethod
     def issue(
         cls,

@@ -19,11 +19,6 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
     structlog.configure(
         # filter_by_level first: an event below LOG_LEVEL (the per-request access line at
         # LOG_LEVEL=warning) is dropped before the processors build it, not after.
@@ -36,6 +31,19 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    root = logging.getLogger()
+    root.handlers[:] = [_stdout_handler(shared, fmt)]
+    root.setLevel(level.upper())
+    _tune_library_loggers(root.level)
+
+
+def _stdout_handler(shared: list[structlog.types.Processor], fmt: str) -> logging.Handler:
+    """The one handler: structlog events and standard-library records rendered alike."""
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
@@ -46,17 +54,18 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    return handler
+
+
+def _tune_library_loggers(root_level: int) -> None:
     # aiosqlite's debug lines carry every statement's parameters (password hashes, key
     # hashes): never below INFO, whatever LOG_LEVEL says.
-    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root_level))
     # We log every request ourselves (with the request id); uvicorn's access log would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
     # Library chatter (each outgoing HTTP request, each migration plugin) only when debugging.
     for name in ("httpx", "httpcore", "alembic.runtime.plugins"):
-        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
+        logging.getLogger(name).setLevel(max(root_level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

@@ -9,6 +9,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class Metrics:
+    # One declaration per metric, read as the catalogue of what is exported: splitting the
+    # list would only scatter it.
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -61,6 +63,10 @@ class Metrics:
             "Tool calls waiting for a human decision",
             registry=r,
         )
+
+    def count_rejection(self, scope: str) -> None:
+        """One request refused by the limit named `scope` (`minute`, `runs`...)."""
+        self.rate_limit_rejections.labels(scope=scope).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -37,7 +37,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from agent_api.application.ports import WindowState
+from agent_api.application.ports_limits import WindowState
 from agent_api.domain.errors import ServiceUnavailable
 
 MOVING_WINDOW_MAX_SECONDS = 3600

@@ -28,13 +28,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
 from agent_api.domain.chat import ToolCall, ToolSpec
+from agent_api.domain.clock import Clock, utcnow
 from agent_api.domain.conversations import DecidedToolCall
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import (
@@ -51,12 +51,7 @@ from agent_api.tools.registry import ToolRegistry
 
 log = structlog.get_logger("agent_api.tools")
 
-Clock = Callable[[], datetime]
 OnFinished = Callable[[str, str], None]  # (tool name or "unknown", final status)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ToolExecutionRepository(Protocol):
@@ -91,7 +86,7 @@ class ToolExecutor:
         timeout_seconds: float,
         max_concurrent: int,
         on_finished: OnFinished | None = None,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.registry = registry
         self._executions = executions

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from agent_api.api.deps import CurrentPrincipal, UsageDep
 from agent_api.api.routers.usage_schemas import UsageGroup, UsagePayload, UsageTotals
 from agent_api.api.schemas import Envelope, error_responses
-from agent_api.application.ports import UsageGrouping
+from agent_api.application.ports_usage import UsageGrouping
 from agent_api.application.usage import MAX_PERIOD
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from agent_api.api.schemas import ResponseModel
-from agent_api.application.ports import UsageGrouping
+from agent_api.application.ports_usage import UsageGrouping
 
 
 class UsageTotals(ResponseModel):

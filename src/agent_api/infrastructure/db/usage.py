@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 
-from agent_api.application.ports import UsageBucket, UsageGrouping
+from agent_api.application.ports_usage import UsageBucket, UsageGrouping
 from agent_api.infrastructure.db.database import Database
 from agent_api.infrastructure.db.schema import llm_usage
 
@@ -56,6 +56,30 @@ class SqlUsageRepository:
         *,
         api_key_id: UUID | None = None,
     ) -> list[UsageBucket]:
+        query = self._summary_query(user_id, start, end, group_by, api_key_id)
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        buckets = [
+            UsageBucket(
+                key=None if row.key is None else str(row.key),
+                requests=int(row.requests),
+                prompt_tokens=int(row.prompt_tokens or 0),
+                completion_tokens=int(row.completion_tokens or 0),
+                total_tokens=int(row.total_tokens or 0),
+            )
+            for row in rows
+        ]
+        # Sorted here: SQL engines disagree on where NULL sorts.
+        return sorted(buckets, key=lambda b: (b.key is not None, b.key or ""))
+
+    def _summary_query(
+        self,
+        user_id: UUID,
+        start: datetime,
+        end: datetime,
+        group_by: UsageGrouping,
+        api_key_id: UUID | None,
+    ) -> Select[Any]:
         key = self._group_key(group_by).label("key")
         query = (
             select(
@@ -74,20 +98,7 @@ class SqlUsageRepository:
         )
         if api_key_id is not None:
             query = query.where(llm_usage.c.api_key_id == api_key_id)
-        async with self._db.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        buckets = [
-            UsageBucket(
-                key=None if row.key is None else str(row.key),
-                requests=int(row.requests),
-                prompt_tokens=int(row.prompt_tokens or 0),
-                completion_tokens=int(row.completion_tokens or 0),
-                total_tokens=int(row.total_tokens or 0),
-            )
-            for row in rows
-        ]
-        # Sorted here: SQL engines disagree on where NULL sorts.
-        return sorted(buckets, key=lambda b: (b.key is not None, b.key or ""))
+        return query
 
     def _group_key(self, group_by: UsageGrouping) -> Any:
         if group_by == "model":

@@ -184,14 +184,7 @@ class OpenAICompatibleChatModel:
                 # upstream stays a 502, not a 504 for the last few milliseconds left.
                 raise error or UpstreamTimeout() from exc
             except NETWORK_ERRORS as exc:
-                self._log.warning(
-                    "llm upstream unreachable", error=type(exc).__name__, attempt=attempt
-                )
-                error = (
-                    UpstreamTimeout()
-                    if is_timeout(exc)
-                    else UpstreamFailed("could not reach the language model upstream")
-                )
+                error = self._unreachable(exc, attempt)
             else:
                 if 200 <= response.status_code < 300:
                     return response
@@ -205,6 +198,13 @@ class OpenAICompatibleChatModel:
                 raise error
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _unreachable(self, exc: Exception, attempt: int) -> AppError:
+        """The error a failed connection or transfer stands for (logged, to retry or raise)."""
+        self._log.warning("llm upstream unreachable", error=type(exc).__name__, attempt=attempt)
+        if is_timeout(exc):
+            return UpstreamTimeout()
+        return UpstreamFailed("could not reach the language model upstream")
 
     async def _refusal(
         self, response: httpx.Response, deadline: float, model: str, attempt: int
