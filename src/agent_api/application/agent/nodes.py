@@ -69,12 +69,7 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
         tools=offered,
         options=call_options(ctx.options, spent),
     )
-    started = time.perf_counter()
-    if ctx.stream:
-        result = await _stream_answer(deps.chat_model, request, ctx, write, dropped)
-    else:
-        result = await deps.chat_model.complete(request)
-    latency_ms = int((time.perf_counter() - started) * 1000)
+    result, latency_ms = await _call_model(deps.chat_model, request, ctx, write, dropped)
     spent += result.usage.completion_tokens
     # A tool round the budget cannot follow with an answer ends the run here, its calls
     # (likely cut short) not stored: the history never holds a call without its result.
@@ -94,6 +89,18 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
         "pending": list(calls),
         "completion_tokens": spent,
     }
+
+
+async def _call_model(
+    chat_model: ChatModel, request: ChatRequest, ctx: RunContext, write: Any, dropped: int
+) -> tuple[ChatResult, int]:
+    """The model's answer (streamed to the client when the run streams) and its latency."""
+    started = time.perf_counter()
+    if ctx.stream:
+        result = await _stream_answer(chat_model, request, ctx, write, dropped)
+    else:
+        result = await chat_model.complete(request)
+    return result, int((time.perf_counter() - started) * 1000)
 
 
 def call_options(options: TurnOptions, spent: int) -> Mapping[str, Any]:
