@@ -17,7 +17,12 @@ CALCULATE = [{"role": "user", "content": "What is 1337 * 42?"}]
 REFUSED: list[tuple[dict[str, Any], str, str]] = [
     ({"n": 2}, "n", "n=1"),
     ({"store": False}, "store", "stores every conversation"),
-    ({"stream_options": {"include_obfuscation": True}}, "stream_options.include_obfuscation", ""),
+    ({"stream_options": {"include_usage": True}}, "stream_options", "stream=true"),
+    (
+        {"stream": True, "stream_options": {"include_obfuscation": True}},
+        "stream_options.include_obfuscation",
+        "",
+    ),
     ({"max_tokens": 5, "max_completion_tokens": 5}, "max_tokens", "not both"),
     ({"top_logprobs": 2}, "top_logprobs", "logprobs=true"),
     ({"modalities": ["text", "audio"]}, "modalities", "audio"),
@@ -66,7 +71,6 @@ ACCEPTED: dict[str, Any] = {
     "safety_identifier": "s1",
     "n": 1,
     "store": True,
-    "stream_options": {"include_usage": True, "include_obfuscation": False},
 }
 
 
@@ -97,6 +101,8 @@ async def test_every_accepted_field_runs(app_client: httpx.AsyncClient) -> None:
     headers = await auth(app_client)
     for stream in (False, True):
         body = {"model": "demo", "messages": CALCULATE, "stream": stream, **ACCEPTED}
+        if stream:
+            body["stream_options"] = {"include_usage": True, "include_obfuscation": False}
         response = await app_client.post("/v1/chat/completions", json=body, headers=headers)
         assert response.status_code == 200, response.text
         if not stream:

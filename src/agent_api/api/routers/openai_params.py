@@ -176,6 +176,11 @@ def _refusals(params: CompletionParams) -> list[tuple[str, str]]:
             "store=false is not supported: the server stores every conversation",
         ),
         (
+            params.stream_options is not None and not params.stream,
+            "stream_options",
+            "stream_options is only allowed with stream=true",
+        ),
+        (
             bool(params.stream_options and params.stream_options.include_obfuscation),
             "stream_options.include_obfuscation",
             "stream obfuscation is not supported; send false or leave it out",
