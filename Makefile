@@ -22,7 +22,18 @@ $(CURDIR)/.tools/bin/uv:
 	$(UV) sync --frozen
 	@touch $@
 
-install: .venv/.installed ## install the project and its dev tools (uv, lockfile)
+# The Node clients of the end-to-end tests (tests/clients/node), from their lockfile, when npm
+# is on PATH; without it their tests skip loudly (fail under CI=true).
+NODE_CLIENTS := tests/clients/node
+ifneq ($(shell command -v npm 2>/dev/null),)
+NODE_INSTALLED := $(NODE_CLIENTS)/node_modules/.installed
+endif
+
+$(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package.json $(NODE_CLIENTS)/package-lock.json
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund
+	@touch $@
+
+install: .venv/.installed $(NODE_INSTALLED) ## install the project, its dev tools and the Node clients
 
 run: install ## serve on embedded defaults (SQLite, in-process limits, demo model)
 	$(PY) agent-api serve
@@ -74,4 +85,4 @@ docker-logs: ## follow the compose logs
 	docker compose --env-file .env -f deployments/docker-compose.yml logs -f
 
 clean: ## remove build and test artefacts (not the database)
-	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache dist
+	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache dist $(NODE_CLIENTS)/node_modules

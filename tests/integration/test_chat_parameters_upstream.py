@@ -52,6 +52,7 @@ FIELDS: dict[str, Any] = {
     "prompt_cache_retention": "24h",
     "safety_identifier": "safe-1",
     "moderation": {"model": "omni-moderation-latest"},
+    "parallel_tool_calls": False,
 }
 TOKENS = [
     {"token": "4", "logprob": -0.01, "bytes": [52], "top_logprobs": []},

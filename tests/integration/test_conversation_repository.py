@@ -132,6 +132,34 @@ async def test_concurrent_claims_have_exactly_one_winner(real_db: Database) -> N
     assert sum(r is not None for r in results) == 1
 
 
+async def test_a_conversation_awaiting_tools_is_claimed_only_for_their_results(
+    real_db: Database,
+) -> None:
+    repo = SqlConversationRepository(real_db)
+    user, other = await make_user(real_db), await make_user(real_db)
+    parked = conversation(user, ConversationStatus.AWAITING_TOOLS)
+    idle = conversation(user)
+    await repo.create(parked)
+    await repo.create(idle)
+    assert await repo.claim_run(parked.id, user.id, uuid.uuid4(), NOW, LEASE) is None
+    assert (
+        await repo.claim_run(idle.id, user.id, uuid.uuid4(), NOW, LEASE, awaiting_tools=True)
+        is None
+    )
+    foreign = await repo.claim_run(
+        parked.id, other.id, uuid.uuid4(), NOW, LEASE, awaiting_tools=True
+    )
+    assert foreign is None
+    results = await asyncio.gather(
+        *(
+            repo.claim_run(parked.id, user.id, uuid.uuid4(), NOW, LEASE, awaiting_tools=True)
+            for _ in range(10)
+        )
+    )
+    (winner,) = [r for r in results if r is not None]
+    assert winner.status is ConversationStatus.RUNNING
+
+
 async def test_an_expired_lease_can_be_taken_over_and_swept(real_db: Database) -> None:
     repo = SqlConversationRepository(real_db)
     user = await make_user(real_db)

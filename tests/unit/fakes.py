@@ -295,11 +295,21 @@ class FakeConversationRepository:
         return True
 
     async def claim_run(
-        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        now: datetime,
+        lease: timedelta,
+        *,
+        awaiting_tools: bool = False,
     ) -> Conversation | None:
         current = await self.get(conversation_id, user_id)
         if current is None:
             return None
+        if awaiting_tools:
+            parked = current.status is ConversationStatus.AWAITING_TOOLS
+            return self._claim(current, run_id, now, lease) if parked else None
         idle = current.status in IDLE_STATUSES
         expired = current.status is ConversationStatus.RUNNING and (
             current.lease_expires_at is not None and current.lease_expires_at < now

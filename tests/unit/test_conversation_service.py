@@ -72,6 +72,7 @@ class Harness:
         self.tools = FakeTools()
         self.slots = FakeRunSlots()
         chat = chat or ScriptedChatModel(*results)
+        self.chat = chat
         self.service = ConversationService(
             self.repo,
             build_agent_graph(chat, self.tools, 3, 2),

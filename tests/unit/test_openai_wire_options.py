@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from agent_api.domain.chat import ChatMessage, ChatRequest
+from agent_api.domain.chat import ChatMessage, ChatRequest, ToolSpec
 from agent_api.domain.errors import InvalidRequest
 from agent_api.infrastructure.llm.openai_wire import ChunkAssembler, parse_completion, request_body
 from agent_api.infrastructure.llm.upstream_errors import error_for_status
@@ -100,3 +100,13 @@ def test_an_upstream_refusal_without_a_field_stays_generic() -> None:
         assert isinstance(error, InvalidRequest)
         assert error.param is None
         assert "internal detail" not in error.message
+
+
+def test_parallel_tool_calls_goes_only_with_tools() -> None:
+    options = {"parallel_tool_calls": False}
+    assert "parallel_tool_calls" not in request_body(
+        ChatRequest("m", MESSAGES, options=options), stream=False
+    )
+    tool = ToolSpec("calculator", "math", {"type": "object"})
+    with_tools = ChatRequest("m", MESSAGES, (tool,), options=options)
+    assert request_body(with_tools, stream=False)["parallel_tool_calls"] is False

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -21,9 +19,10 @@ import structlog
 from agent_api.application.agent.graph import AgentGraph
 from agent_api.application.agent.recorder import ConversationRecorder
 from agent_api.application.agent.state import AgentState, RunContext
+from agent_api.application.conversation_claims import ConversationClaims, freed_on_error
 from agent_api.application.models import ModelCatalog
 from agent_api.application.ports import ConversationRepository
-from agent_api.application.run_slots import RunSlot, RunSlotService
+from agent_api.application.run_slots import RunSlotService
 from agent_api.application.runs import Run, RunEngine, RunPlan
 from agent_api.domain.chat import PLAIN_TURN, ChatMessage, ToolSpec, TurnOptions
 from agent_api.domain.conversations import (
@@ -34,15 +33,14 @@ from agent_api.domain.conversations import (
     DecidedToolCall,
     Message,
     NewMessage,
+    check_tool_results,
     make_title,
+    open_tool_calls,
     repair_history,
 )
 from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import (
-    ConversationBusy,
     InvalidRequest,
-    NotFound,
-    NotPendingApproval,
 )
 
 log = structlog.get_logger("agent_api.runs")
@@ -61,7 +59,7 @@ class ConversationService:
         run_slots: RunSlotService | None = None,
     ) -> None:
         self._repo = repo
-        self._run_slots = run_slots
+        self._claims = ConversationClaims(repo, clock, lease, run_slots)
         self._engine = RunEngine(graph, repo, clock, lease, max_iterations)
         self._tool_specs = tool_specs
         self._models = models
@@ -81,12 +79,14 @@ class ConversationService:
     ) -> Run:
         """A new conversation from `history` (its last message is the user's turn), and the
         run that answers it. Raises InvalidRequest, ModelNotFound, ModelForbidden,
-        RateLimited (too many runs in progress). When the
-        history cannot be stored, the new conversation is marked `failed` before raising."""
+        RateLimited (too many runs in progress); InvalidRequest too for `options` the model
+        cannot be offered (see `TurnOptions.offer`). When the history cannot be stored, the
+        new conversation is marked `failed` before raising."""
         if not history or history[-1].role != "user" or not history[-1].content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )
+        options.offer(self._tool_specs(principal))
         resolved = self._models.resolve(principal, model)
         now, run_id = self._now(), uuid.uuid4()
         conversation = Conversation(
@@ -101,8 +101,8 @@ class ConversationService:
             run_id=run_id,
             lease_expires_at=now + self._lease,
         )
-        slot = await self._take_slot(principal)
-        async with _freed_on_error(slot):
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
             await self._repo.create(conversation)
         run = Run(self._engine, conversation, run_id, slot)
         # `failed`, not `active`: part of the history may be missing, and the list should say so.
@@ -124,10 +124,13 @@ class ConversationService:
     ) -> Run:
         """The next user turn of a conversation, answered by `model` (default: the
         conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
-        is pending), ModelNotFound, ModelForbidden, RateLimited (too many runs in progress)."""
-        slot = await self._take_slot(principal)
-        async with _freed_on_error(slot):
-            run = Run(self._engine, *await self._claim(principal, conversation_id), slot)
+        is pending), InvalidRequest (`options` that cannot be offered; the conversation waits
+        for tool results instead), ModelNotFound, ModelForbidden, RateLimited (too many runs
+        in progress)."""
+        options.offer(self._tool_specs(principal))
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
+            run = Run(self._engine, *await self._claims.claim(principal, conversation_id), slot)
         async with run.preparing(on_failure=ConversationStatus.ACTIVE):
             model = self._models.resolve(principal, model or run.conversation.model)
             user = await self._repo.append(
@@ -137,6 +140,39 @@ class ConversationService:
         plan = self._plan(
             principal, run, stream, [user], history, message, model=model, options=options
         )
+        return run.ready(plan)
+
+    async def submit_tool_results(
+        self,
+        principal: Principal,
+        conversation_id: UUID,
+        results: Sequence[ChatMessage],
+        *,
+        model: str | None = None,
+        stream: bool = False,
+        options: TurnOptions = PLAIN_TURN,
+    ) -> Run:
+        """The client's results for the calls of its tools the conversation waits for
+        (`awaiting_tools`): stores them and runs on from `think` on the stored history.
+        Raises NotFound (not the caller's), ConversationBusy (a run or an approval is in
+        progress), InvalidRequest (param `messages`: the conversation waits for no results,
+        or `results` do not answer exactly its open calls — it then keeps waiting; or
+        `options` that cannot be offered), ModelNotFound, ModelForbidden, RateLimited."""
+        options.offer(self._tool_specs(principal))
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
+            claimed = await self._claims.claim(principal, conversation_id, awaiting_tools=True)
+        run = Run(self._engine, *claimed, slot)
+        async with run.preparing(on_failure=ConversationStatus.AWAITING_TOOLS):
+            model = self._models.resolve(principal, model or run.conversation.model)
+            stored = [m.to_chat() for m in await self._repo.messages(conversation_id)]
+            check_tool_results(open_tool_calls(stored), results)
+        # A failure from here on may leave part of the results stored: `failed`, as `start`.
+        async with run.preparing(on_failure=ConversationStatus.FAILED):
+            new = await self._store_all(conversation_id, results)
+            history = await self._history(conversation_id)
+        turn = next((m.content or "" for m in reversed(history) if m.role == "user"), "")
+        plan = self._plan(principal, run, stream, new, history, turn, model=model, options=options)
         return run.ready(plan)
 
     async def approve(
@@ -155,9 +191,11 @@ class ConversationService:
         Raises NotFound, ModelForbidden, ApprovalForbidden (an API key without
         `can_approve`), ToolForbidden (a pending call's tool the credential may not use):
         these are checked before the decision is claimed, so the calls stay pending."""
-        slot = await self._take_slot(principal)
-        async with _freed_on_error(slot):
-            conversation, run_id, decided = await self._decide(principal, conversation_id, request)
+        slot = await self._claims.take_slot(principal)
+        async with freed_on_error(slot):
+            conversation, run_id, decided = await self._claims.decide(
+                principal, conversation_id, request
+            )
         run = Run(self._engine, conversation, run_id, slot)
         async with run.preparing(on_failure=ConversationStatus.FAILED):
             new = [
@@ -182,47 +220,6 @@ class ConversationService:
 
     # --- internals -------------------------------------------------------------------------
 
-    async def _claim(
-        self, principal: Principal, conversation_id: UUID
-    ) -> tuple[Conversation, UUID]:
-        run_id = uuid.uuid4()
-        claimed = await self._repo.claim_run(
-            conversation_id, principal.user.id, run_id, self._now(), self._lease
-        )
-        if claimed is not None:
-            return claimed, run_id
-        current = await self._repo.get(conversation_id, principal.user.id)
-        if current is None:
-            raise NotFound("conversation not found")
-        if current.status is ConversationStatus.PENDING_APPROVAL:
-            raise ConversationBusy("the conversation is waiting for an approval decision")
-        raise ConversationBusy("a run is in progress on this conversation")
-
-    async def _decide(
-        self, principal: Principal, conversation_id: UUID, request: ApprovalRequest
-    ) -> tuple[Conversation, UUID, list[DecidedToolCall]]:
-        """Checks the caller's rights, decides the pending calls (`ApprovalRequest.decide`,
-        which raises InvalidRequest for a bad decision), then claims the conversation with the
-        decision, atomically: of concurrent approvals one wins."""
-        current = await self._repo.get(conversation_id, principal.user.id)
-        if current is None:
-            raise NotFound("conversation not found")
-        principal.credential.require_model(current.model)
-        pending = await self._repo.pending_approvals(conversation_id)
-        principal.credential.require_approval_rights(call.name for call in pending)
-        if current.status is not ConversationStatus.PENDING_APPROVAL:
-            raise NotPendingApproval()
-        decided = request.decide(pending)
-        run_id = uuid.uuid4()
-        applied = await self._repo.apply_decision(
-            conversation_id, principal.user.id, run_id, decided, self._now(), self._lease
-        )
-        if not applied:
-            raise NotPendingApproval()
-        # What the claim just wrote; no need to read it back.
-        conversation = replace(current, status=ConversationStatus.RUNNING, run_id=run_id)
-        return conversation, run_id, decided
-
     async def _append_rejection(self, conversation_id: UUID, item: DecidedToolCall) -> Message:
         reason = item.decision.reason or "no reason given"
         return await self._repo.append(
@@ -235,12 +232,6 @@ class ConversationService:
                 name=item.pending.name,
             )
         )
-
-    async def _take_slot(self, principal: Principal) -> RunSlot:
-        """Raises RateLimited when the principal has too many runs in progress."""
-        if self._run_slots is None:
-            return RunSlot(None, "", [], self._lease)
-        return await self._run_slots.acquire(principal)
 
     async def _store_all(
         self, conversation_id: UUID, history: Sequence[ChatMessage]
@@ -289,13 +280,3 @@ class ConversationService:
             "iteration": 0,
         }
         return RunPlan(context, state, new)
-
-
-@asynccontextmanager
-async def _freed_on_error(slot: RunSlot) -> AsyncIterator[None]:
-    """Gives the slot back when claiming the conversation fails: no run holds it yet."""
-    try:
-        yield
-    except BaseException:
-        await slot.release()
-        raise

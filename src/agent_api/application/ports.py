@@ -56,10 +56,18 @@ class ConversationRepository(Protocol):
     async def delete(self, conversation_id: UUID, user_id: UUID, now: datetime) -> bool: ...
 
     async def claim_run(
-        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        now: datetime,
+        lease: timedelta,
+        *,
+        awaiting_tools: bool = False,
     ) -> Conversation | None:
-        """`running` under `run_id` if idle or its lease expired; None when busy or not the
-        caller's."""
+        """`running` under `run_id` if idle or its lease expired — or, with `awaiting_tools`,
+        only if it is `awaiting_tools` (parked for the client's tool results); None when it is
+        not claimable so or not the caller's."""
 
     async def apply_decision(
         self,

@@ -4,7 +4,8 @@ A run is opened holding its conversation's claim (status `running`, its `run_id`
 slot. Entered (`async with run:`), it renews both leases while it goes; leaving, it gives both
 back in one place, `__aexit__`, with the status the way it ended calls for:
 
-- answered → `active`; paused for an approval → `pending_approval`;
+- answered → `active`; paused for an approval → `pending_approval`; parked on calls of the
+  client's own tools → `awaiting_tools`;
 - failed → `failed`; cancelled or the client gone → `active` (the conversation stays usable);
 - failed (or cancelled) while the turn's input was being stored → the status the opener
   chose (`Run.preparing`), since only it knows whether what was written is whole.
@@ -26,6 +27,7 @@ import anyio
 from agent_api.application.agent.events import (
     AgentEvent,
     ApprovalRequired,
+    ClientToolsRequired,
     LLMCallFinished,
     MessageStored,
     RunFinished,
@@ -34,7 +36,7 @@ from agent_api.application.agent.graph import AgentGraph, recursion_limit
 from agent_api.application.agent.state import AgentState, RunContext
 from agent_api.application.ports import ConversationRepository
 from agent_api.application.run_slots import RunSlot
-from agent_api.domain.chat import Usage
+from agent_api.domain.chat import ToolCall, Usage
 from agent_api.domain.conversations import (
     Conversation,
     ConversationStatus,
@@ -71,6 +73,7 @@ class _Tally:
     messages: list[Message] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     pending: tuple[PendingToolCall, ...] = ()
+    client_calls: tuple[ToolCall, ...] = ()
     finish_reason: str = "stop"
     logprobs: Any | None = None
 
@@ -83,6 +86,17 @@ class _Tally:
             self.logprobs = event.logprobs
         elif isinstance(event, ApprovalRequired):
             self.pending = event.pending
+        elif isinstance(event, ClientToolsRequired):
+            self.client_calls = event.calls
+
+    @property
+    def parked(self) -> ConversationStatus:
+        """The status a run that ended without an error leaves."""
+        if self.client_calls:
+            return ConversationStatus.AWAITING_TOOLS
+        if self.pending:
+            return ConversationStatus.PENDING_APPROVAL
+        return ConversationStatus.ACTIVE
 
 
 class Run:
@@ -129,8 +143,7 @@ class Run:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            pending = bool(self._tally.pending)
-            status = ConversationStatus.PENDING_APPROVAL if pending else ConversationStatus.ACTIVE
+            status = self._tally.parked
         elif issubclass(exc_type, asyncio.CancelledError | GeneratorExit):
             status = ConversationStatus.ACTIVE  # the client left; the conversation stays usable
         else:
@@ -173,19 +186,26 @@ class Run:
         final_text = next(
             (m.content or "" for m in reversed(tally.messages) if m.role == "assistant"), ""
         )
-        # `tool_calls` only when the client must act (an approval); a server-side tool round
-        # that ended the run (the iteration limit) counts as `stop`.
+        plan = self._plan
+        client_tools = plan is not None and bool(plan.context.options.client_tools)
+        # `tool_calls` only when the client must act: its own tools' calls, or an approval
+        # shown as calls (not to a client with tools of its own: it would try to run them).
+        # A server-side tool round that ended the run (the iteration limit) counts as `stop`.
         reason = tally.finish_reason
+        if tally.client_calls or (tally.pending and not client_tools):
+            reason = "tool_calls"
+        elif reason == "tool_calls":
+            reason = "stop"
         return RunFinished(
             conversation=self._final or self.conversation,
             usage=tally.usage,
             messages=tuple(tally.messages),
             pending=tally.pending,
             final_text=final_text,
+            finish_reason=reason,
+            client_calls=tally.client_calls,
+            client_tools=client_tools,
             logprobs=tally.logprobs,
-            finish_reason="tool_calls"
-            if tally.pending
-            else ("stop" if reason == "tool_calls" else reason),
         )
 
     async def _release(self, status: ConversationStatus) -> None:

@@ -9,7 +9,7 @@ result's finish reason is one the OpenAI wire format allows. Usage is never nega
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -114,9 +114,11 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    strict: bool | None = None  # the client's `strict` flag, forwarded as given (None: unset)
 
 
 ToolChoice = str  # "auto", "none", "required", or the name of the one function to call
+TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,38 @@ class TurnOptions:
     tool_choice: ToolChoice = "auto"
     upstream: Mapping[str, Any] = field(default_factory=dict)
     max_completion_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.client_tools, tuple):
+            object.__setattr__(self, "client_tools", tuple(self.client_tools))
+        names = [tool.name for tool in self.client_tools]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise InvalidRequest(f"tools are named twice: {', '.join(twice)}", param="tools")
+
+    def is_client_tool(self, name: str) -> bool:
+        """True when `name` is one of the client's own tools (never run here)."""
+        return any(tool.name == name for tool in self.client_tools)
+
+    def offer(self, server_tools: Sequence[ToolSpec]) -> tuple[ToolSpec, ...]:
+        """What the model is offered: the server's tools, then the client's. Raises
+        InvalidRequest (param `tools`) when a client tool is named like a server tool, and
+        (param `tool_choice`) when the named function is offered by neither."""
+        server = {tool.name for tool in server_tools}
+        clash = sorted(server.intersection(tool.name for tool in self.client_tools))
+        if clash:
+            raise InvalidRequest(
+                f"tools named like a server tool: {', '.join(clash)}; rename them",
+                param="tools",
+            )
+        offered = (*server_tools, *self.client_tools)
+        choice = self.tool_choice
+        if choice not in TOOL_CHOICE_MODES and not any(t.name == choice for t in offered):
+            raise InvalidRequest(
+                f"tool_choice names the function '{choice}', which is not offered",
+                param="tool_choice",
+            )
+        return offered
 
 
 PLAIN_TURN = TurnOptions()  # no client tools, nothing forwarded: the native surface's turns
@@ -154,6 +188,8 @@ class ChatRequest:
     tools: tuple[ToolSpec, ...] = ()
     temperature: float | None = None
     max_tokens: int | None = None
+    # None: not sent (the upstream's default, "auto"); else a mode or a function's name.
+    tool_choice: ToolChoice | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ may be taken over, and a sweeper marks such runs failed.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -252,3 +252,32 @@ def repair_history(
         open_calls.pop(call_id, None)
     close_open_calls()
     return out
+
+
+def open_tool_calls(messages: Sequence[ChatMessage]) -> tuple[ToolCall, ...]:
+    """The calls of the last assistant message that no tool message after it answers: in a
+    conversation `awaiting_tools`, the client's calls it waits for."""
+    last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
+    if last is None:
+        return ()
+    answered = {m.tool_call_id for m in messages[last + 1 :] if m.role == "tool"}
+    return tuple(c for c in messages[last].tool_calls if c.id not in answered)
+
+
+def check_tool_results(open_calls: Sequence[ToolCall], results: Sequence[ChatMessage]) -> None:
+    """Raises InvalidRequest (param `messages`) unless `results` are tool messages answering
+    each of `open_calls` exactly once, and nothing else."""
+    expected = {call.id for call in open_calls}
+    given = [m.tool_call_id for m in results if m.role == "tool"]
+    if len(given) != len(results):
+        raise InvalidRequest("only tool messages may follow the tool calls", param="messages")
+    twice = sorted({i for i in given if given.count(i) > 1 and i is not None})
+    unknown = sorted({i for i in given if i not in expected and i is not None})
+    missing = sorted(expected.difference(i for i in given if i is not None))
+    for problem, ids in (
+        ("answered twice", twice),
+        ("not waiting for a result", unknown),
+        ("missing a result", missing),
+    ):
+        if ids:
+            raise InvalidRequest(f"tool calls {problem}: {', '.join(ids)}", param="messages")

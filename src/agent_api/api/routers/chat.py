@@ -12,6 +12,8 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from itertools import takewhile
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -31,8 +33,10 @@ from agent_api.api.routers.openai_schemas import (
 from agent_api.api.schemas import error_responses
 from agent_api.api.streaming import DONE, PING, event_stream, sse_data, with_keepalive
 from agent_api.application.agent.events import ContentDelta, RunFinished
+from agent_api.application.conversations import ConversationService
 from agent_api.application.runs import Run
-from agent_api.domain.chat import ToolCall
+from agent_api.domain.chat import ChatMessage, ToolCall, TurnOptions, Usage
+from agent_api.domain.credentials import Principal
 from agent_api.domain.errors import AppError, InvalidRequest, ModelNotFound
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -84,6 +88,37 @@ def _completion(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _ChunkWriter:
+    """Serialises `chat.completion.chunk` events of one completion."""
+
+    completion_id: str
+    created: int
+    model: str
+
+    def _base(self) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
+
+    def __call__(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        logprobs: Any = None,
+        **extra: Any,
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}
+        return sse_data({**self._base(), "choices": [choice], "usage": None, **extra})
+
+    def usage(self, usage: Usage) -> bytes:
+        counts = usage_dict(usage.prompt_tokens, usage.completion_tokens)
+        return sse_data({**self._base(), "choices": [], "usage": counts})
+
+
 async def _chunks(
     run: Run,
     completion_id: str,
@@ -92,21 +127,27 @@ async def _chunks(
     include_usage: bool,
     draining: asyncio.Event,
 ) -> AsyncGenerator[bytes, None]:
-    base = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-    }
-
-    def chunk(
-        delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None, **extra: Any
-    ) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}
-        return sse_data({**base, "choices": [choice], "usage": None, **extra})
-
+    """The run as `chat.completion.chunk` events: text as it comes, then the answer's tool
+    calls (spec-exact deltas), the finish chunk, the usage chunk if asked for, `[DONE]`."""
+    chunk = _ChunkWriter(completion_id, created, model)
     yield chunk({"role": "assistant", "content": ""})
-    finished: RunFinished | None = None
+    outcome: list[RunFinished] = []
+    async for data in _streamed_events(run, chunk, draining, outcome):
+        yield data
+    if not outcome:
+        return  # the error and [DONE] went out
+    for data in _closing_chunks(outcome[0], chunk):
+        yield data
+    if include_usage:
+        yield chunk.usage(outcome[0].usage)
+    yield DONE
+
+
+async def _streamed_events(
+    run: Run, chunk: _ChunkWriter, draining: asyncio.Event, outcome: list[RunFinished]
+) -> AsyncGenerator[bytes, None]:
+    """The run's text deltas and keep-alives; its `RunFinished` goes into `outcome`. A failure
+    is answered with an error event and `[DONE]` (`outcome` stays empty)."""
     try:
         async with contextlib.aclosing(with_keepalive(run.events(), stop=draining)) as events:
             async for event in events:
@@ -115,32 +156,37 @@ async def _chunks(
                 elif isinstance(event, ContentDelta):
                     yield chunk({"content": event.text})
                 elif isinstance(event, RunFinished):
-                    finished = event
+                    outcome.append(event)
     except AppError as exc:
         yield sse_data(openai_error_for(exc))
         yield DONE
-        return
     except Exception:
         log.exception("run failed mid-stream")
         yield sse_data(openai_error(500, "INTERNAL_ERROR", "internal error"))
         yield DONE
-        return
-    assert finished is not None
+
+
+def _closing_chunks(finished: RunFinished, chunk: _ChunkWriter) -> list[bytes]:
+    """What follows the streamed text: an approval note (for clients with tools of their own),
+    one delta per tool call the client must act on, and the finish chunk."""
+    out = []
+    note = finished.approval_note()
+    if note is not None:
+        out.append(chunk({"content": f"\n\n{note}" if finished.final_text else note}))
     for index, call in enumerate(finished.answer().tool_calls):
-        yield chunk({"tool_calls": [{"index": index, **call.to_openai()}]})
+        out.append(chunk({"tool_calls": [{"index": index, **call.to_openai()}]}))
     # The final answer's logprobs, whole, on the last choice chunk: clients concatenate the
     # chunks' `logprobs.content` lists, so the total is the same as the non-streamed one.
-    yield chunk(
-        {},
-        finished.finish_reason,
-        finished.logprobs,
-        conversation_id=str(finished.conversation.id),
-        **_pending_extension(finished),
+    out.append(
+        chunk(
+            {},
+            finished.finish_reason,
+            finished.logprobs,
+            conversation_id=str(finished.conversation.id),
+            **_pending_extension(finished),
+        )
     )
-    if include_usage:
-        usage = usage_dict(finished.usage.prompt_tokens, finished.usage.completion_tokens)
-        yield sse_data({**base, "choices": [], "usage": usage})
-    yield DONE
+    return out
 
 
 def _conversation_id(body: ChatCompletionRequest, header: str | None) -> UUID | None:
@@ -156,14 +202,54 @@ def _conversation_id(body: ChatCompletionRequest, header: str | None) -> UUID | 
         ) from None
 
 
+async def _continue(
+    service: ConversationService,
+    principal: Principal,
+    conversation_id: UUID,
+    messages: list[ChatMessage],
+    body: ChatCompletionRequest,
+    options: TurnOptions,
+) -> Run:
+    """A stored conversation's next run: trailing tool messages are the results of the
+    client's tool calls it waits for; otherwise the trailing user message is the next turn."""
+    results = list(takewhile(lambda m: m.role == "tool", reversed(messages)))[::-1]
+    if results:
+        return await service.submit_tool_results(
+            principal,
+            conversation_id,
+            results,
+            model=body.model,
+            stream=body.stream,
+            options=options,
+        )
+    last = messages[-1]
+    if last.role != "user" or not last.content:
+        raise InvalidRequest(
+            "the last message must be a non-empty user message or tool results",
+            param="messages",
+        )
+    return await service.send(
+        principal,
+        conversation_id,
+        last.content,
+        model=body.model,
+        stream=body.stream,
+        options=options,
+    )
+
+
 @router.post(
     "/chat/completions",
     summary="Chat completion (OpenAI-compatible), answered by the agent",
     description="Runs the agent with the server-side tools the credential may use. Without "
     "`conversation_id` (body extension or `X-Conversation-Id` header) the `messages` start a "
-    "new stored conversation; with it, only the trailing user message is taken. A tool call "
-    'that needs approval ends the answer with `finish_reason: "tool_calls"` and the extension '
-    "`pending_approval`; approve with `POST /v1/conversations/{id}/approve`.",
+    "new stored conversation; with it, only the trailing user message is taken, or the "
+    "trailing `tool` messages answering the client's tool calls it waits for. Client `tools` "
+    "are offered beside the server's; a call of one ends the answer with `finish_reason: "
+    '"tool_calls"` and the conversation waits (`awaiting_tools`) for the results. A server '
+    'tool call that needs approval ends the answer with `finish_reason: "tool_calls"` (text '
+    'and `"stop"` when the request has client tools) and the extension `pending_approval`; '
+    "approve with `POST /v1/conversations/{id}/approve`.",
     responses={
         # `stream: true` answers an event stream of `chat.completion.chunk` objects instead.
         200: {"content": {"application/json": {}, "text/event-stream": {}}},
@@ -179,29 +265,17 @@ async def chat_completions(
 ) -> Response:
     conversation_id = _conversation_id(body, x_conversation_id)
     messages = body.chat_messages()
-    stream, options = bool(body.stream), body.turn_options()
+    options = body.turn_options()
     if conversation_id is None:
         run = await service.start(
-            principal, messages, model=body.model, stream=stream, options=options
+            principal, messages, model=body.model, stream=body.stream, options=options
         )
     else:
-        last = messages[-1]
-        if last.role != "user" or not last.content:
-            raise InvalidRequest(
-                "the last message must be a non-empty user message", param="messages"
-            )
-        run = await service.send(
-            principal,
-            conversation_id,
-            last.content,
-            model=body.model,
-            stream=stream,
-            options=options,
-        )
+        run = await _continue(service, principal, conversation_id, messages, body, options)
     add_response_headers(request.scope, [("X-Conversation-Id", str(run.conversation.id))])
     completion_id = f"chatcmpl-{run.run_id.hex}"
     created = int(time.time())
-    if stream:
+    if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return event_stream(
             _chunks(

@@ -1,9 +1,8 @@
 """The request fields of OpenAI's Chat Completions beyond `model` and `messages`, and what the
 agent does with each: forwarded unchanged to the upstream on every model call of the run
 (`FORWARDED`), used by the server itself (`stream`, `stream_options`, `n=1`, `store`, the
-length bounds), or refused with 400 naming the field and why. Client tools (`tools`,
-`tool_choice`, `parallel_tool_calls`) are declared here so that they are known fields; what
-they do is decided where the turn's tools are built.
+length bounds), or refused with 400 naming the field and why. The client's `tools` and
+`tool_choice` are fields of `ChatCompletionRequest`, beside the turn's tools they shape.
 
 Ranges and enumerations are OpenAI's (the official SDK's `CompletionCreateParams`), so a value
 OpenAI refuses is refused here before a run starts."""
@@ -45,6 +44,7 @@ FORWARDED: frozenset[str] = frozenset(
         "prompt_cache_retention",
         "safety_identifier",
         "moderation",
+        "parallel_tool_calls",
     }
 )
 
@@ -102,7 +102,7 @@ class CompletionParams(RequestModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stream: bool | None = False
+    stream: bool = False
     stream_options: StreamOptions | None = None
     n: Annotated[int, Field(ge=1)] | None = None
     store: bool | None = None
@@ -134,12 +134,14 @@ class CompletionParams(RequestModel):
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     safety_identifier: str | None = None
     moderation: dict[str, Any] | None = None
-    # Client tools: known fields, given their meaning where the turn's tools are built.
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: bool | None = None  # forwarded with the calls that offer tools
     functions: list[dict[str, Any]] | None = None
     function_call: Any = None
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _null_stream(cls, stream: Any) -> Any:
+        return False if stream is None else stream  # OpenAI takes `null` for "not streamed"
 
     @field_validator("stop")
     @classmethod

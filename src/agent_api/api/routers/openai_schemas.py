@@ -6,6 +6,7 @@ a name longer than IDENTIFIER_MAX_LENGTH is refused."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -13,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from agent_api.api.routers.openai_params import CompletionParams
 from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
-from agent_api.domain.chat import ChatMessage, ToolCall, TurnOptions
+from agent_api.domain.chat import ChatMessage, ToolCall, ToolSpec, TurnOptions
 from agent_api.domain.conversations import MESSAGE_MAX_LENGTH
 from agent_api.domain.errors import InvalidRequest
 
 MAX_MESSAGES = 1000
 Identifier = Annotated[str, Field(max_length=IDENTIFIER_MAX_LENGTH)]
+FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # OpenAI's rule for function names
 
 
 class FunctionCallIn(RequestModel):
@@ -100,6 +102,45 @@ class MessageIn(RequestModel):
         )
 
 
+class FunctionIn(RequestModel):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolIn(RequestModel):
+    """A client tool. Only `function` tools exist here; other types are refused by name."""
+
+    type: str
+    function: FunctionIn | None = None
+
+    def to_spec(self, index: int) -> ToolSpec:
+        if self.type != "function" or self.function is None:
+            raise InvalidRequest(
+                f"tool type '{self.type}' is not supported; send function tools",
+                param=f"tools[{index}].type",
+            )
+        function = self.function
+        if not FUNCTION_NAME.fullmatch(function.name):
+            raise InvalidRequest(
+                "a function name is 1 to 64 letters, digits, '_' or '-'",
+                param=f"tools[{index}].function.name",
+            )
+        return ToolSpec(
+            function.name, function.description or "", function.parameters or {}, function.strict
+        )
+
+
+class NamedFunction(RequestModel):
+    name: str
+
+
+class NamedToolChoice(RequestModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class ChatCompletionRequest(CompletionParams):
     """The OpenAI body. Extension: `conversation_id` continues a stored conversation."""
 
@@ -114,20 +155,28 @@ class ChatCompletionRequest(CompletionParams):
 
     model: Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
     messages: Annotated[list[MessageIn], Field(min_length=1, max_length=MAX_MESSAGES)]
+    tools: list[ToolIn] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     conversation_id: UUID | None = Field(
         None, description="Extension: continue this stored conversation"
     )
 
+    def chat_messages(self) -> list[ChatMessage]:
+        return [m.to_chat(i) for i, m in enumerate(self.messages)]
+
     def turn_options(self) -> TurnOptions:
-        """What the turn's model calls get: the forwarded fields as sent, and the run's length
-        budget (`max_completion_tokens`, else `max_tokens`)."""
+        """What the turn's model calls get: the client's tools and tool choice, the forwarded
+        fields as sent (`parallel_tool_calls` among them), and the run's length budget
+        (`max_completion_tokens`, else `max_tokens`). Raises InvalidRequest naming the field
+        (a tool of another type, a bad or repeated name); whether a choice names an offered
+        function is checked with the server's tools (`TurnOptions.offer`)."""
+        choice = self.tool_choice or "auto"
         return TurnOptions(
+            client_tools=tuple(tool.to_spec(i) for i, tool in enumerate(self.tools or ())),
+            tool_choice=choice if isinstance(choice, str) else choice.function.name,
             upstream=self.forwarded(),
             max_completion_tokens=self.max_completion_tokens or self.max_tokens,
         )
-
-    def chat_messages(self) -> list[ChatMessage]:
-        return [m.to_chat(i) for i, m in enumerate(self.messages)]
 
 
 class ModelOut(BaseModel):

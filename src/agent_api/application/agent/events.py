@@ -38,6 +38,14 @@ class ApprovalRequired:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientToolsRequired:
+    """The model called tools of the client's own: the run parks (`awaiting_tools`) and the
+    client is handed these calls to run and answer."""
+
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MessageStored:
     message: Message
 
@@ -55,7 +63,11 @@ class LLMCallFinished:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
-    """The last event of a run. `status` is the conversation's new status."""
+    """The last event of a run; `conversation.status` is the conversation's new status.
+
+    `client_calls` are the calls of the client's own tools the run parked on; `client_tools`
+    says whether the turn offered client tools at all (the client then runs a tool loop of its
+    own, and an approval pause must not look like calls it should run)."""
 
     conversation: Conversation
     usage: Usage
@@ -63,16 +75,35 @@ class RunFinished:
     pending: tuple[PendingToolCall, ...] = ()
     final_text: str = ""
     finish_reason: str = "stop"
+    client_calls: tuple[ToolCall, ...] = ()
+    client_tools: bool = False
     logprobs: Any | None = None  # of the run's last model call, as the upstream sent them
 
     def answer(self) -> ChatMessage:
         """The assistant message the client is shown for this run: the final text, and the
-        calls the client must act on (the ones waiting for an approval)."""
+        calls the client must act on: its own tools' calls, or (without client tools) the
+        ones waiting for an approval. With client tools an approval pause is text instead."""
+        if self.client_calls:
+            return ChatMessage.assistant(self.final_text or None, self.client_calls)
+        note = self.approval_note()
+        if note is not None:
+            return ChatMessage.assistant("\n\n".join(filter(None, [self.final_text, note])))
         calls = tuple(
             ToolCall(id=p.tool_call_id, name=p.name, arguments=json.dumps(p.arguments))
             for p in self.pending
         )
         return ChatMessage.assistant(self.final_text or None, calls)
+
+    def approval_note(self) -> str | None:
+        """The text telling a client with tools of its own what waits for an approval; None
+        when nothing waits or the turn had no client tools (the calls are shown instead)."""
+        if not self.pending or not self.client_tools:
+            return None
+        names = ", ".join(sorted({p.name for p in self.pending}))
+        return (
+            f"Waiting for approval before running: {names}. Approve or reject with "
+            f"POST /v1/conversations/{self.conversation.id}/approve."
+        )
 
 
 AgentEvent = (
@@ -80,6 +111,7 @@ AgentEvent = (
     | ToolCallRequested
     | ToolFinished
     | ApprovalRequired
+    | ClientToolsRequired
     | MessageStored
     | LLMCallFinished
     | RunFinished

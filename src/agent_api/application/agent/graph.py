@@ -1,9 +1,14 @@
-"""The agent graph: router -> think -> act -> observe -> think ... -> respond | approval.
+"""The agent graph: router -> think -> act -> observe -> think ... -> respond | approval |
+client_tools.
 
 Built once per process from its collaborators (`AgentDeps`); everything about one run (who,
 which conversation, which tools, where to record) travels in the run's `RunContext`. There is
 no checkpointer: a pause for approval ends the run with the pending calls recorded in our
-tables, and the approval starts a new run that goes from `router` to `act`.
+tables, and the approval starts a new run that goes from `router` to `act`. Likewise a call of
+one of the client's own tools (offered beside the server's, never run here) ends the run after
+the step's server calls ran; the client's results start a new run at `think`. A step calling
+both client tools and tools needing an approval answers the latter "deferred"
+(APPROVAL_DEFERRED): one pause at a time, and the model may call them again on their own.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from agent_api.application.agent.nodes import (
     after_router,
     after_think,
     approval,
+    client_tools,
     observe,
     respond,
     router,
@@ -61,13 +67,15 @@ def build_agent_graph(
     graph.add_node("act", partial(act, deps))
     graph.add_node("observe", partial(observe, deps))
     graph.add_node("approval", approval)
+    graph.add_node("client_tools", client_tools)
     graph.add_node("respond", respond)
     graph.add_edge(START, "router")
     graph.add_conditional_edges("router", after_router, ["think", "act"])
     graph.add_conditional_edges("think", after_think, ["act", "respond"])
-    graph.add_conditional_edges("act", after_act, ["approval", "observe"])
+    graph.add_conditional_edges("act", after_act, ["client_tools", "approval", "observe"])
     graph.add_edge("observe", "think")
     graph.add_edge("approval", END)
+    graph.add_edge("client_tools", END)
     graph.add_edge("respond", END)
     return graph.compile(name="agent")
 

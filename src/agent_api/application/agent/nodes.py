@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from agent_api.application.agent.context import ContextWindow, fit_to_window
 from agent_api.application.agent.events import (
     ApprovalRequired,
+    ClientToolsRequired,
     ContentDelta,
     LLMCallFinished,
     MessageStored,
@@ -41,6 +42,7 @@ from agent_api.domain.errors import AppError, UpstreamFailed
 from agent_api.tools.outcome import ToolOutcome
 
 STEP_LIMIT_CODE = "TOOL_CALL_LIMIT"
+DEFERRED_CODE = "APPROVAL_DEFERRED"
 ITERATION_LIMIT_NOTE = (
     "The tool-call limit for this turn has been reached. Do not call tools; answer now with "
     "what you have, and say what is still missing."
@@ -60,13 +62,14 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
     system = [ChatMessage(role="system", content=SYSTEM_PROMPTS[state["agent"]])]
     if tools_off:
         system.append(ChatMessage(role="system", content=ITERATION_LIMIT_NOTE))
-    offered = () if tools_off else ctx.tools
+    offered, choice = _offer(ctx, state)
     history, dropped = await _fit(deps.context_window, ctx.model, system, state["history"], offered)
     spent = state.get("completion_tokens", 0)
     request = ChatRequest(
         model=ctx.model,
         messages=(*system, *history),
         tools=offered,
+        tool_choice=choice,
         options=call_options(ctx.options, spent),
     )
     result, latency_ms = await _call_model(deps.chat_model, request, ctx, write, dropped)
@@ -74,7 +77,8 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
     # A tool round the budget cannot follow with an answer ends the run here, its calls
     # (likely cut short) not stored: the history never holds a call without its result.
     out_of_budget = bool(result.message.tool_calls) and budget_spent(ctx.options, spent)
-    calls = () if tools_off or out_of_budget else result.message.tool_calls
+    # No tools offered, none run.
+    calls = result.message.tool_calls if offered and not out_of_budget else ()
     stored = await ctx.recorder.assistant(result, calls, latency_ms, context_dropped=dropped)
     reason = "length" if out_of_budget else result.finish_reason
     write(LLMCallFinished(result.model, result.usage, reason, result.logprobs))
@@ -122,7 +126,8 @@ async def act(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]) 
     that need an approval; records every result."""
     ctx, write = runtime.context, runtime.stream_writer
     per_step = deps.max_tool_calls_per_step
-    asked = state.get("pending", [])
+    client = [c for c in state.get("pending", []) if ctx.options.is_client_tool(c.name)]
+    asked = [c for c in state.get("pending", []) if not ctx.options.is_client_tool(c.name)]
     awaiting, jobs = _sort_calls(deps.tools, ctx, asked[:per_step])
     jobs.extend(
         deps.tools.run_approved(ctx.principal, decided, ctx.conversation_id)
@@ -130,6 +135,11 @@ async def act(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]) 
     )
     outcomes = await _gather_bounded(jobs, deps.max_concurrent_tools)
     outcomes.extend(_over_limit(call, per_step) for call in asked[per_step:])
+    if client and awaiting:
+        # One pause at a time: the client's calls end the turn, so the calls needing an
+        # approval are answered "deferred" and the model may ask for them again later.
+        outcomes.extend(_deferred(call) for call, _, _ in awaiting)
+        awaiting = []
     history = list(state["history"])
     for outcome in outcomes:
         if outcome is None:  # an approved call that already ran elsewhere
@@ -138,7 +148,13 @@ async def act(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]) 
         write(ToolFinished(outcome))
         write(MessageStored(stored))
         history.append(stored.to_chat())
-    return {"history": history, "pending": [], "approved": [], "awaiting": awaiting}
+    return {
+        "history": history,
+        "pending": [],
+        "approved": [],
+        "awaiting": awaiting,
+        "client_calls": client,
+    }
 
 
 async def observe(deps: AgentDeps, state: AgentState) -> AgentState:
@@ -150,6 +166,13 @@ async def approval(state: AgentState, runtime: Runtime[RunContext]) -> AgentStat
     pending = await runtime.context.recorder.request_approval(state["awaiting"])
     runtime.stream_writer(ApprovalRequired(tuple(pending)))
     return {"awaiting": []}
+
+
+async def client_tools(state: AgentState, runtime: Runtime[RunContext]) -> AgentState:
+    """Parks the run on the calls of the client's own tools: the client runs them and sends
+    the results, which start the next run at `think`."""
+    runtime.stream_writer(ClientToolsRequired(tuple(state["client_calls"])))
+    return {"client_calls": []}
 
 
 async def respond(state: AgentState) -> AgentState:
@@ -165,8 +188,23 @@ def after_think(state: AgentState) -> Literal["act", "respond"]:
     return "act" if state.get("pending") else "respond"
 
 
-def after_act(state: AgentState) -> Literal["approval", "observe"]:
+def after_act(state: AgentState) -> Literal["client_tools", "approval", "observe"]:
+    if state.get("client_calls"):
+        return "client_tools"
     return "approval" if state.get("awaiting") else "observe"
+
+
+def _offer(ctx: RunContext, state: AgentState) -> tuple[tuple[ToolSpec, ...], str | None]:
+    """The tools one model call is offered and the `tool_choice` it is sent (None: the
+    upstream's default, auto). No tools once the iteration limit is reached or when the
+    client chose "none"; a forcing choice (required, a named function) binds only the turn's
+    first call, so the model can then answer."""
+    options = ctx.options
+    if state.get("tools_off", False) or options.tool_choice == "none":
+        return (), None
+    first = state.get("iteration", 0) == 0
+    choice = options.tool_choice if first and options.tool_choice != "auto" else None
+    return (*ctx.tools, *options.client_tools), choice
 
 
 def _sort_calls(
@@ -216,6 +254,18 @@ async def _fit(
     window = context_window(model)
     fitted = await anyio.to_thread.run_sync(fit_to_window, window, system, history, tools)
     return fitted.messages, fitted.dropped
+
+
+def _deferred(call: ToolCall) -> ToolOutcome:
+    """The answer to a call needing an approval made beside calls of the client's tools."""
+    return ToolOutcome(
+        tool_call_id=call.id,
+        name=call.name,
+        ok=False,
+        error_code=DEFERRED_CODE,
+        error_message="not run: it needs an approval, which cannot wait beside calls of the "
+        "client's tools; call it again on its own if still needed",
+    )
 
 
 def _over_limit(call: ToolCall, limit: int) -> ToolOutcome:

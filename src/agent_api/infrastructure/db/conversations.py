@@ -199,14 +199,25 @@ class SqlConversationRepository:
         return result.rowcount == 1
 
     async def claim_run(
-        self, conversation_id: UUID, user_id: UUID, run_id: UUID, now: datetime, lease: timedelta
+        self,
+        conversation_id: UUID,
+        user_id: UUID,
+        run_id: UUID,
+        now: datetime,
+        lease: timedelta,
+        *,
+        awaiting_tools: bool = False,
     ) -> Conversation | None:
-        claimable = or_(
-            conversations.c.status.in_([s.value for s in IDLE_STATUSES]),
-            and_(
-                conversations.c.status == ConversationStatus.RUNNING.value,
-                conversations.c.lease_expires_at < now,
-            ),
+        claimable = (
+            conversations.c.status == ConversationStatus.AWAITING_TOOLS.value
+            if awaiting_tools
+            else or_(
+                conversations.c.status.in_([s.value for s in IDLE_STATUSES]),
+                and_(
+                    conversations.c.status == ConversationStatus.RUNNING.value,
+                    conversations.c.lease_expires_at < now,
+                ),
+            )
         )
         async with self._db.transaction() as conn:
             return await self._claim(conn, conversation_id, user_id, run_id, now, lease, claimable)

@@ -18,18 +18,20 @@ from typing import Any
 from agent_api.domain.chat import (
     FINISH_REASONS,
     LENGTH_FIELDS,
+    TOOL_CHOICE_MODES,
     ChatMessage,
     ChatRequest,
     ChatResult,
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    ToolSpec,
     Usage,
 )
 from agent_api.domain.errors import UpstreamFailed
 
 INVALID_ANSWER = "the language model upstream sent an answer that could not be read"
-_OWNED_FIELDS = frozenset({"model", "messages", "tools", "stream", "stream_options"})
+_OWNED_FIELDS = frozenset({"model", "messages", "tools", "tool_choice", "stream", "stream_options"})
 
 
 def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
@@ -38,17 +40,9 @@ def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         "messages": [message_to_wire(message) for message in request.messages],
     }
     if request.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.name,
-                    "description": tool.description,
-                    "parameters": tool.parameters or {"type": "object", "properties": {}},
-                },
-            }
-            for tool in request.tools
-        ]
+        body["tools"] = [tool_to_wire(tool) for tool in request.tools]
+    if request.tool_choice is not None:
+        body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None and not any(f in request.options for f in LENGTH_FIELDS):
@@ -57,10 +51,30 @@ def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
     # The client's fields, in the spelling it used (`max_completion_tokens` for o-series
     # upstreams that refuse `max_tokens`); what this adapter owns is never overridden.
     body.update((k, v) for k, v in request.options.items() if k not in _OWNED_FIELDS)
+    if not request.tools:  # OpenAI refuses it on a call that offers no tools
+        body.pop("parallel_tool_calls", None)
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
+    function: dict[str, Any] = {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters or {"type": "object", "properties": {}},
+    }
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def tool_choice_to_wire(choice: str) -> Any:
+    """A mode as its string; a function's name as `{"type": "function", "function": {name}}`."""
+    if choice in TOOL_CHOICE_MODES:
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 def message_to_wire(message: ChatMessage) -> dict[str, Any]:
