@@ -77,8 +77,11 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
     # A tool round the budget cannot follow with an answer ends the run here, its calls
     # (likely cut short) not stored: the history never holds a call without its result.
     out_of_budget = bool(result.message.tool_calls) and budget_spent(ctx.options, spent)
-    # No tools offered, none run.
-    calls = result.message.tool_calls if offered and not out_of_budget else ()
+    # Tools switched off (the iteration limit, or the client's "none"): a call is not run. A
+    # call of a tool that simply is not offered (one the credential may not use) goes to `act`,
+    # which answers it with an error the model can read.
+    switched_off = tools_off or ctx.options.tool_choice == "none" or out_of_budget
+    calls = () if switched_off else result.message.tool_calls
     stored = await ctx.recorder.assistant(result, calls, latency_ms, context_dropped=dropped)
     reason = "length" if out_of_budget else result.finish_reason
     write(LLMCallFinished(result.model, result.usage, reason, result.logprobs))
