@@ -26,8 +26,8 @@ async def test_non_stream_completion_is_an_openai_object(app_client: httpx.Async
             "model": "demo",
             "messages": [{"role": "user", "content": "What is 1337 * 42?"}],
             "temperature": 0.2,
-            "user": "ignored",
-            "metadata": {"x": 1},
+            "user": "user-7",
+            "metadata": {"x": "1"},
         },
         headers=headers,
     )

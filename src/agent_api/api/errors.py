@@ -144,6 +144,10 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _unknown(error: Any) -> bool:
+    return bool(error.get("type") == "extra_forbidden")
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> e.AppError:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
@@ -153,6 +157,10 @@ def _validation_error(request: Request, exc: RequestValidationError) -> e.AppErr
         return e.InvalidRequest("the request body must be JSON of the documented shape")
     details = [{"field": _field(tuple(err["loc"])), "message": err["msg"]} for err in errors]
     if is_openai_path(request.url.path):
+        unknown = next((d for d, err in zip(details, errors, strict=True) if _unknown(err)), None)
+        if unknown is not None:  # OpenAI's own words for a field it does not know
+            message = f"Unrecognized request argument supplied: {unknown['field']}"
+            return e.InvalidRequest(message, param=unknown["field"])
         first = details[0] if details else {"field": None, "message": "invalid request"}
         return e.InvalidRequest(f"{first['field']}: {first['message']}", param=first["field"])
     return e.ValidationFailed("request validation failed", details=details)

@@ -198,8 +198,16 @@ class TurnOptions:
 PLAIN_TURN = TurnOptions()  # no client tools, nothing forwarded: the native surface's turns
 
 
+LENGTH_FIELDS = ("max_completion_tokens", "max_tokens")  # OpenAI's names for a call's bound
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
+    """One model call. `options` are request fields sent as they are, in OpenAI's spelling
+    (`temperature`, `stop`, `response_format`, a length bound ...); `temperature` and
+    `max_tokens` are the same fields for callers that set only those, and give way to
+    `options` where both say something."""
+
     model: str
     messages: tuple[ChatMessage, ...]
     tools: tuple[ToolSpec, ...] = ()
@@ -207,6 +215,7 @@ class ChatRequest:
     max_tokens: int | None = None
     # None: not sent (the upstream's default, "auto"); else a mode or a function's name.
     tool_choice: ToolChoice | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.messages, tuple):
@@ -215,6 +224,14 @@ class ChatRequest:
             object.__setattr__(self, "tools", tuple(self.tools))
         if not self.messages:
             raise InvalidRequest("a chat request needs at least one message", param="messages")
+
+    @property
+    def length_bound(self) -> int | None:
+        """The most tokens this call may generate, whichever field says so; None: no bound."""
+        for name in LENGTH_FIELDS:
+            if isinstance(self.options.get(name), int):
+                return int(self.options[name])
+        return self.max_tokens
 
     def offers(self, tool_name: str) -> bool:
         """True when a tool named `tool_name` is offered to the model."""
@@ -227,6 +244,7 @@ class ChatResult:
     finish_reason: str  # one of FINISH_REASONS
     usage: Usage
     model: str
+    logprobs: Any | None = None  # the upstream choice's `logprobs` object, as it sent it
 
     def __post_init__(self) -> None:
         if self.finish_reason not in FINISH_REASONS:

@@ -1,7 +1,8 @@
-"""Wire schemas of the OpenAI-compatible surface (requests are lenient: fields the server does
-not use are accepted and ignored; malformed ones are 400 `invalid_request_error` with `param`).
-Every string the server keeps is checked (see `RequestModel`) and, where its column is bounded,
-bounded here: a tool call id or a name longer than IDENTIFIER_MAX_LENGTH is refused."""
+"""Wire schemas of the OpenAI-compatible surface. A request field is honoured or refused:
+unknown fields and values the agent cannot honour are 400 `invalid_request_error` with `param`
+(`openai_params` says what each Chat Completions field does). Every string the server keeps is
+checked (see `RequestModel`) and, where its column is bounded, bounded here: a tool call id or
+a name longer than IDENTIFIER_MAX_LENGTH is refused."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from agent_api.api.routers.openai_content import parse_content
+from agent_api.api.routers.openai_params import CompletionParams
 from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
 from agent_api.domain.chat import ChatMessage, ToolCall, ToolSpec, TurnOptions
 from agent_api.domain.errors import InvalidRequest
@@ -152,17 +154,11 @@ class NamedToolChoice(RequestModel):
     function: NamedFunction
 
 
-class StreamOptions(RequestModel):
-    model_config = ConfigDict(extra="allow")
-
-    include_usage: bool = False
-
-
-class ChatCompletionRequest(RequestModel):
+class ChatCompletionRequest(CompletionParams):
     """The OpenAI body. Extension: `conversation_id` continues a stored conversation."""
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"model": "demo", "messages": [{"role": "user", "content": "What is 1337 * 42?"}]}
@@ -172,43 +168,27 @@ class ChatCompletionRequest(RequestModel):
 
     model: Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
     messages: Annotated[list[MessageIn], Field(min_length=1)]
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     tools: list[ToolIn] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
     conversation_id: UUID | None = Field(
         None, description="Extension: continue this stored conversation"
     )
-
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, n: int | None) -> int | None:
-        if n is not None and n != 1:
-            raise ValueError("only n=1 is supported")
-        return n
 
     def chat_messages(self) -> list[ChatMessage]:
         return [m.to_chat(i) for i, m in enumerate(self.messages)]
 
     def turn_options(self) -> TurnOptions:
-        """The client's tools and tool choice; `parallel_tool_calls` goes to the upstream.
-        Raises InvalidRequest naming the field (a tool of another type, a bad or repeated
-        name); whether a choice names an offered function is checked with the server's tools
-        (`TurnOptions.offer`)."""
+        """What the turn's model calls get: the client's tools and tool choice, the forwarded
+        fields as sent (`parallel_tool_calls` among them), and the run's length budget
+        (`max_completion_tokens`, else `max_tokens`). Raises InvalidRequest naming the field
+        (a tool of another type, a bad or repeated name); whether a choice names an offered
+        function is checked with the server's tools (`TurnOptions.offer`)."""
         choice = self.tool_choice or "auto"
-        upstream: dict[str, Any] = {}
-        if self.parallel_tool_calls is not None:
-            upstream["parallel_tool_calls"] = self.parallel_tool_calls
         return TurnOptions(
             client_tools=tuple(tool.to_spec(i) for i, tool in enumerate(self.tools or ())),
             tool_choice=choice if isinstance(choice, str) else choice.function.name,
-            upstream=upstream,
+            upstream=self.forwarded(),
+            max_completion_tokens=self.max_completion_tokens or self.max_tokens,
         )
 
 
