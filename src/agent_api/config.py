@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     server_host: str = "127.0.0.1"
     server_port: int = Field(8080, ge=1, le=65535)
     shutdown_timeout: Duration = timedelta(seconds=30)
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)  # 20 MiB, like OpenAI's images
     # Slow clients: complete request headers within this of connecting (or of the last
     # response), the whole body within this of the headers, and idle keep-alive connections
     # close after this (whole seconds).

@@ -26,8 +26,8 @@ async def test_non_stream_completion_is_an_openai_object(app_client: httpx.Async
             "model": "demo",
             "messages": [{"role": "user", "content": "What is 1337 * 42?"}],
             "temperature": 0.2,
-            "user": "ignored",
-            "metadata": {"x": 1},
+            "user": "user-7",
+            "metadata": {"x": "1"},
         },
         headers=headers,
     )
@@ -118,7 +118,7 @@ async def test_continue_with_body_field_or_header(app_client: httpx.AsyncClient)
         (
             {"model": "demo", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
             400,
-            "messages[0].content",
+            "messages[0].content[0].image_url",
             None,
         ),
         (

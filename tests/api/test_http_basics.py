@@ -72,24 +72,69 @@ def access_lines(lines: list[dict[str, Any]], path: str) -> list[dict[str, Any]]
 # --- 404 / 405 ---------------------------------------------------------------------------------
 
 
-async def test_unknown_route_is_an_enveloped_404(shared: httpx.AsyncClient) -> None:
-    response = await shared.get("/v1/no-such-thing")
+@pytest.mark.parametrize("path", ["/no-such-thing", "/v1/auth/no-such-thing", "/v1/tools/a/b"])
+async def test_unknown_native_route_is_an_enveloped_404(
+    shared: httpx.AsyncClient, path: str
+) -> None:
+    response = await shared.get(path)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {
         "success": False,
-        "error": {"code": "NOT_FOUND", "message": "no route for GET /v1/no-such-thing"},
+        "error": {"code": "NOT_FOUND", "message": f"no route for GET {path}"},
     }
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/no-such-thing", "/v1/no-such-thing", "/v1/embeddings", "/v1/files/f"]
+)
 async def test_unknown_route_on_the_openai_surface_answers_like_openai(
+    shared: httpx.AsyncClient, path: str
+) -> None:
+    response = await shared.post(path, json={})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {
+            "message": f"no route for POST {path}",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "not_found",
+        }
+    }
+
+
+async def test_wrong_method_on_the_openai_surface_answers_like_openai(
     shared: httpx.AsyncClient,
 ) -> None:
-    response = await shared.get("/v1/chat/no-such-thing")
-    assert response.status_code == 404
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert (error["type"], error["code"]) == ("invalid_request_error", "not_found")
+    response = await shared.get("/v1/chat/completions")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json() == {
+        "error": {
+            "message": "GET is not allowed on /v1/chat/completions",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "method_not_allowed",
+        }
+    }
+
+
+async def test_an_oversized_body_on_the_openai_surface_answers_like_openai(
+    tmp_path: Path,
+) -> None:
+    async with running_app(make_settings(tmp_path, max_body_bytes=2048)) as client:
+        declared = await client.post("/v1/chat/completions", content=b"x" * 4096)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                yield b"x" * 1024
+
+        streamed = await client.post("/v1/chat/completions", content=chunks())
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        error = response.json()["error"]
+        assert (error["type"], error["code"]) == ("invalid_request_error", "payload_too_large")
+        assert error["message"] == "request body exceeds 2048 bytes"
 
 
 async def test_wrong_method_is_an_enveloped_405(shared: httpx.AsyncClient) -> None:
@@ -143,7 +188,7 @@ async def test_every_kind_of_answer_carries_the_request_id(shared: httpx.AsyncCl
         await shared.post(
             "/v1/auth/register", content=b"{", headers={"content-type": "application/json"}
         ),
-        await shared.post("/v1/auth/register", content=b"x" * (1024 * 1024 + 1)),
+        await shared.post("/v1/auth/register", content=b"x" * (20 * 1024 * 1024 + 1)),
         await shared.get("/openapi.json"),
     ]
     assert [a.status_code for a in answers] == [200, 404, 405, 401, 422, 400, 413, 200]
@@ -162,10 +207,10 @@ async def test_an_unexpected_exception_is_one_enveloped_500(
     async def explode() -> None:
         raise RuntimeError("connection string postgresql://admin:hunter2@db/prod")
 
-    app.add_api_route("/v1/explode", explode)
+    app.add_api_route("/v1/tools/explode", explode)
     async with serve(app) as client:
-        response = await client.get("/v1/explode", headers={"X-Request-ID": "trace-me-42"})
-        generated = await client.get("/v1/explode")
+        response = await client.get("/v1/tools/explode", headers={"X-Request-ID": "trace-me-42"})
+        generated = await client.get("/v1/tools/explode")
 
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "trace-me-42"
@@ -185,7 +230,7 @@ async def test_an_unexpected_exception_is_one_enveloped_500(
     errors = [line for line in lines if line["event"] == "unhandled error"]
     assert [line["request_id"] for line in errors] == ["trace-me-42", request_id]
     assert "RuntimeError" in errors[0]["exception"]  # the internals go to the log only
-    assert [line["status"] for line in access_lines(lines, "/v1/explode")] == [500, 500]
+    assert [line["status"] for line in access_lines(lines, "/v1/tools/explode")] == [500, 500]
 
 
 async def test_an_unexpected_exception_on_the_openai_surface(tmp_path: Path) -> None:
@@ -328,6 +373,10 @@ async def test_cors_is_off_unless_configured_and_never_with_credentials(tmp_path
         allowed = await app.options("/v1/chat/completions", headers=preflight)
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-credentials" not in allowed.headers
+        exposed = await app.get("/health", headers={"Origin": "https://app.example"})
+        names = exposed.headers["access-control-expose-headers"].lower().split(", ")
+        for name in ("limit", "remaining", "reset"):
+            assert f"x-ratelimit-{name}-requests" in names
         stranger = await app.options(
             "/v1/chat/completions", headers={**preflight, "Origin": "https://evil.example"}
         )

@@ -5,6 +5,7 @@ client IP and per email."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,9 @@ LIMIT_FIELDS = (
     "x-ratelimit-limit",
     "x-ratelimit-remaining",
     "x-ratelimit-reset",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
     "ratelimit-policy",
     "ratelimit",
 )
@@ -93,6 +97,13 @@ async def test_every_limited_answer_carries_the_fields_and_429_says_when(tmp_pat
     assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert {a.headers["x-ratelimit-limit"] for a in answers} == {"3"}
     assert all(0 < int(a.headers["x-ratelimit-reset"]) <= 60 for a in answers)
+    # OpenAI's names carry the same window; the reset is a duration (`59.9s`, `1m0s`).
+    assert [a.headers["x-ratelimit-remaining-requests"] for a in answers] == ["2", "1", "0", "0"]
+    assert {a.headers["x-ratelimit-limit-requests"] for a in answers} == {"3"}
+    for answer in answers:
+        reset = answer.headers["x-ratelimit-reset-requests"]
+        assert re.fullmatch(r"\d+(\.\d+)?s|1m0s|\d+ms", reset), reset
+    assert not any(name.endswith("-tokens") for name in answers[0].headers)
     assert answers[0].headers["ratelimit-policy"] == (
         '"minute";q=3;w=60, "user-minute";q=9;w=60, "day";q=100;w=86400, "user-day";q=300;w=86400'
     )

@@ -99,6 +99,30 @@ async def test_an_answer_keeps_how_much_context_it_was_written_without(db: Datab
     assert [m.context_dropped for m in stored] == [0, 12]
 
 
+async def test_content_parts_and_long_text_are_stored_and_read_back(db: Database) -> None:
+    repo = SqlConversationRepository(db)
+    user = await make_user(db)
+    conv = conversation(user)
+    await repo.create(conv)
+    parts = (
+        {"type": "text", "text": "what is this? é"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64,iVBORw==", "detail": "low"},
+        },
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+    )
+    written = await repo.append(
+        NewMessage(conv.id, "user", NOW, content="what is this? é", parts=parts)
+    )
+    long = "x" * 150_000
+    await repo.append(NewMessage(conv.id, "user", NOW, content=long))
+    first, second = await repo.messages(conv.id)
+    assert written.parts == first.parts == parts
+    assert first.to_chat().parts == parts
+    assert (second.content, second.parts) == (long, ())
+
+
 async def test_list_pages_newest_first_with_a_keyset_cursor(db: Database) -> None:
     repo = SqlConversationRepository(db)
     user = await make_user(db)

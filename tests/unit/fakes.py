@@ -445,6 +445,7 @@ class FakeConversationRepository:
             latency_ms=m.latency_ms,
             is_complete=m.is_complete,
             context_dropped=m.context_dropped,
+            parts=m.parts,
         )
         self.stored[message.conversation_id].append(stored)
         return stored

@@ -45,7 +45,7 @@ def test_embedded_defaults(env: pytest.MonkeyPatch) -> None:
     assert settings.jwt_secret is None  # generated per process, embedded mode only
     assert settings.jwt_access_ttl == timedelta(minutes=15)
     assert settings.jwt_refresh_ttl == timedelta(days=7)
-    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.max_body_bytes == 20 * 1024 * 1024
     assert settings.redis_url is None
     assert settings.effective_llm_provider == "demo"
     assert settings.offered_models == ["demo"]

@@ -248,3 +248,35 @@ def test_find_expression(text: str, expression: str | None) -> None:
 )
 def test_find_search_terms(text: str, terms: str | None) -> None:
     assert find_search_terms(text) == terms
+
+
+async def test_the_length_bound_comes_from_the_clients_field() -> None:
+    request = ChatRequest(
+        "demo", (ChatMessage.user("one two three four"),), options={"max_completion_tokens": 2}
+    )
+    result = await answer(request)
+    assert result.finish_reason == "length"
+    assert result.usage.completion_tokens == 2
+
+
+async def test_stop_ends_the_answer_before_the_first_sequence() -> None:
+    for stop in ("demo", ["zzz", "demo"]):
+        request = ChatRequest("demo", (ChatMessage.user("hi"),), options={"stop": stop})
+        result = await answer(request)
+        assert result.message.content == 'You said: "hi". I am the offline '
+        assert result.finish_reason == "stop"
+
+
+async def test_logprobs_spell_the_answer_when_asked() -> None:
+    options = {"logprobs": True, "top_logprobs": 2}
+    result = await answer(ChatRequest("demo", (ChatMessage.user("hi"),), options=options))
+    tokens = result.logprobs["content"]
+    assert "".join(t["token"] for t in tokens) == result.message.content
+    assert all(t["logprob"] == 0.0 and len(t["top_logprobs"]) == 1 for t in tokens)
+    assert (await answer(ask("hi"))).logprobs is None
+
+
+async def test_any_other_option_is_accepted() -> None:
+    options = {"temperature": 2, "seed": 1, "response_format": {"type": "json_object"}, "x": {}}
+    result = await answer(ChatRequest("demo", (ChatMessage.user("hi"),), options=options))
+    assert result.message.content == (await answer(ask("hi", ()))).message.content

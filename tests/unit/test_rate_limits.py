@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from agent_api.application.ports_limits import WindowState
-from agent_api.application.rate_limits import RateLimitService
+from agent_api.application.rate_limits import RateLimitService, openai_duration
 from agent_api.domain.credentials import Credential, CredentialType, Principal
 from agent_api.domain.errors import RateLimited, ServiceUnavailable
 from agent_api.domain.users import Role, User
@@ -99,6 +99,9 @@ async def test_success_carries_every_header_field(limiter: FakeRateLimiter, even
         "X-RateLimit-Limit": "3",
         "X-RateLimit-Remaining": "2",
         "X-RateLimit-Reset": "30",
+        "x-ratelimit-limit-requests": "3",
+        "x-ratelimit-remaining-requests": "2",
+        "x-ratelimit-reset-requests": "30s",
         "RateLimit-Policy": '"minute";q=3;w=60, "day";q=5;w=86400',
         "RateLimit": '"minute";r=2;t=30, "day";r=4;t=43200',
     }
@@ -110,6 +113,29 @@ async def test_the_x_fields_describe_the_window_closest_to_exhaustion(
     key = principal(CredentialType.API_KEY, per_minute=100, per_day=2)
     headers = dict(await service(limiter, events).check_principal(key))
     assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("2", "1")
+    assert headers["x-ratelimit-limit-requests"] == "2"
+    assert headers["x-ratelimit-remaining-requests"] == "1"
+    assert headers["x-ratelimit-reset-requests"] == "12h0m0s"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "spelled"),
+    [
+        (0, "0s"),
+        (-1, "0s"),
+        (0.02, "20ms"),
+        (0.0201, "21ms"),
+        (1, "1s"),
+        (59.5, "59.5s"),
+        (61, "1m1s"),
+        (360, "6m0s"),
+        (3600, "1h0m0s"),
+        (86_400, "24h0m0s"),
+        (43_200.25, "12h0m0.25s"),
+    ],
+)
+def test_openai_reset_durations_use_go_duration_spelling(seconds: float, spelled: str) -> None:
+    assert openai_duration(seconds) == spelled
 
 
 async def test_keys_use_their_own_limits_and_budget(

@@ -60,7 +60,10 @@ _OPENAI_CODE = {
     "INVALID_TOKEN": "invalid_api_key",
     "RATE_LIMITED": "rate_limit_exceeded",
 }
-OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/models", "/v1/completions", "/v1/embeddings")
+# The native API's route groups under `/v1`; everything else under `/v1/` is the OpenAI
+# surface, including routes this server does not have (`/v1/embeddings`, `/v1/files`...), so an
+# OpenAI client always gets an error it can read.
+NATIVE_V1_GROUPS = frozenset({"auth", "api-keys", "conversations", "tools", "usage"})
 
 
 def status_for(exc: e.AppError) -> int:
@@ -71,7 +74,12 @@ def status_for(exc: e.AppError) -> int:
 
 
 def is_openai_path(path: str) -> bool:
-    return path.startswith(OPENAI_PATH_PREFIXES)
+    """True for paths of the OpenAI surface: `/v1/...` outside the native groups (matched by
+    whole path segment: `/v1/tools/x` is native, `/v1/toolsx` is not)."""
+    if not path.startswith("/v1/"):
+        return False
+    group = path[len("/v1/") :].split("/", 1)[0]
+    return group not in NATIVE_V1_GROUPS
 
 
 def openai_error(
@@ -140,6 +148,10 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _unknown(error: Any) -> bool:
+    return bool(error.get("type") == "extra_forbidden")
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> e.AppError:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
@@ -149,6 +161,10 @@ def _validation_error(request: Request, exc: RequestValidationError) -> e.AppErr
         return e.InvalidRequest("the request body must be JSON of the documented shape")
     details = [{"field": _field(tuple(err["loc"])), "message": err["msg"]} for err in errors]
     if is_openai_path(request.url.path):
+        unknown = next((d for d, err in zip(details, errors, strict=True) if _unknown(err)), None)
+        if unknown is not None:  # OpenAI's own words for a field it does not know
+            message = f"Unrecognized request argument supplied: {unknown['field']}"
+            return e.InvalidRequest(message, param=unknown["field"])
         first = details[0] if details else {"field": None, "message": "invalid request"}
         return e.InvalidRequest(f"{first['field']}: {first['message']}", param=first["field"])
     return e.ValidationFailed("request validation failed", details=details)

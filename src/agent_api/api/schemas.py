@@ -81,7 +81,7 @@ _ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
     403: ("FORBIDDEN", "this credential may not do that"),
     404: ("NOT_FOUND", "not found"),
     409: ("CONFLICT", "conflict with the current state"),
-    413: ("PAYLOAD_TOO_LARGE", "request body exceeds 1048576 bytes"),
+    413: ("PAYLOAD_TOO_LARGE", "request body exceeds 20971520 bytes"),
     422: ("VALIDATION_ERROR", "request validation failed"),
     429: ("RATE_LIMITED", "rate limit exceeded"),
     502: ("UPSTREAM_ERROR", "the language model upstream failed"),

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -107,7 +108,7 @@ class ConversationService:
         if (
             last is None
             or last.role not in ("user", "tool")
-            or not (last.content or last.role == "tool")
+            or not (last.has_content or last.role == "tool")
         ):
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
@@ -145,7 +146,7 @@ class ConversationService:
         *,
         request_head: str | None,
     ) -> Run:
-        if not history or history[-1].role != "user" or not history[-1].content:
+        if not history or history[-1].role != "user" or not history[-1].has_content:
             raise InvalidRequest(
                 "the last message must be a non-empty user message", param="messages"
             )
@@ -185,13 +186,15 @@ class ConversationService:
         model: str | None = None,
         stream: bool = False,
         options: TurnOptions = PLAIN_TURN,
+        parts: tuple[Mapping[str, Any], ...] = (),
     ) -> Run:
         """The next user turn of a conversation, answered by `model` (default: the
-        conversation's). Raises NotFound, ConversationBusy (a run is in progress or an approval
-        is pending), InvalidRequest (`options` that cannot be offered; the conversation waits
-        for tool results instead), ModelNotFound, ModelForbidden, RateLimited (too many runs
-        in progress)."""
-        new = [ChatMessage.user(message)]
+        conversation's); `parts`, the turn's content parts when it has more than text (see
+        `ChatMessage.parts`; `message` is then their text). Raises NotFound, ConversationBusy
+        (a run is in progress or an approval is pending), InvalidRequest (`options` that cannot
+        be offered; the conversation waits for tool results instead), ModelNotFound,
+        ModelForbidden, RateLimited (too many runs in progress)."""
+        new = [ChatMessage("user", message, parts=parts)]
         return await self._continue(principal, conversation_id, new, model, stream, options)
 
     async def _continue(

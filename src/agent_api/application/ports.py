@@ -170,7 +170,8 @@ class TokenCounter(Protocol):
     by more than that framing allowance (the byte estimate never below it at all)."""
 
     def count_message(self, message: ChatMessage) -> int:
-        """Tokens of one message: content, tool calls, name and its framing."""
+        """Tokens of one message: content, tool calls, name and its framing; its images,
+        audio and files by a documented estimate (never their base64 as text)."""
 
     def count_tools(self, tools: Sequence[ToolSpec]) -> int:
         """Tokens the tool definitions offered with a request take, plus the request's fixed

@@ -16,7 +16,9 @@
   would lift the brute-force protection.
 
 Every decision yields the standard header fields: `X-RateLimit-Limit/Remaining/Reset` for the
-window closest to exhaustion, and the IETF `RateLimit-Policy` / `RateLimit` fields for all.
+window closest to exhaustion, the IETF `RateLimit-Policy` / `RateLimit` fields for all, and
+OpenAI's `x-ratelimit-limit/remaining/reset-requests` for the same window as the `X-` ones
+(OpenAI's `-tokens` fields are not sent: no token budget per time window is enforced).
 """
 
 from __future__ import annotations
@@ -53,10 +55,26 @@ def _whole_seconds(seconds: float) -> int:
     return max(0, math.ceil(seconds))
 
 
+def openai_duration(seconds: float) -> str:
+    """`seconds` in OpenAI's `x-ratelimit-reset-*` spelling, which is Go's duration format:
+    `20ms`, `1s`, `59.5s`, `6m0s`, `1h0m0s`. Rounded up to the millisecond, never negative."""
+    millis = max(0, math.ceil(round(seconds * 1000, 6)))
+    if millis < 1000:
+        return f"{millis}ms" if millis else "0s"
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole, frac = divmod(rest, 1000)
+    secs = f"{whole}.{frac:03d}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}"
+    return f"{minutes}m{secs}" if minutes else secs
+
+
 def rate_limit_headers(results: Sequence[tuple[Window, WindowState]]) -> Headers:
     """The header fields for windows that were checked (draft-ietf-httpapi-ratelimit-headers
-    for `RateLimit-Policy`/`RateLimit`; `X-RateLimit-*` for the tightest window).
-    `X-RateLimit-Reset` is in seconds from now, like `Retry-After`."""
+    for `RateLimit-Policy`/`RateLimit`; `X-RateLimit-*` and OpenAI's `x-ratelimit-*-requests`
+    for the tightest window). `X-RateLimit-Reset` is in whole seconds from now, like
+    `Retry-After`; `x-ratelimit-reset-requests` is a duration (`openai_duration`)."""
     tightest_window, tightest = min(results, key=lambda r: (r[1].remaining, r[0].seconds))
     policies = ", ".join(f'"{w.policy}";q={w.limit};w={w.seconds}' for w, _ in results)
     states = ", ".join(
@@ -66,6 +84,9 @@ def rate_limit_headers(results: Sequence[tuple[Window, WindowState]]) -> Headers
         ("X-RateLimit-Limit", str(tightest_window.limit)),
         ("X-RateLimit-Remaining", str(tightest.remaining)),
         ("X-RateLimit-Reset", str(_whole_seconds(tightest.reset_after))),
+        ("x-ratelimit-limit-requests", str(tightest_window.limit)),
+        ("x-ratelimit-remaining-requests", str(tightest.remaining)),
+        ("x-ratelimit-reset-requests", openai_duration(tightest.reset_after)),
         ("RateLimit-Policy", policies),
         ("RateLimit", states),
     ]

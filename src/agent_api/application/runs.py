@@ -27,7 +27,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 import anyio
@@ -84,6 +84,7 @@ class _Tally:
     pending: tuple[PendingToolCall, ...] = ()
     client_calls: tuple[ToolCall, ...] = ()
     finish_reason: str = "stop"
+    logprobs: Any | None = None
 
     def add(self, event: AgentEvent) -> None:
         if isinstance(event, MessageStored):
@@ -91,6 +92,7 @@ class _Tally:
         elif isinstance(event, LLMCallFinished):
             self.usage = self.usage + event.usage
             self.finish_reason = event.finish_reason
+            self.logprobs = event.logprobs
         elif isinstance(event, ApprovalRequired):
             self.pending = event.pending
         elif isinstance(event, ClientToolsRequired):
@@ -221,6 +223,7 @@ class Run:
             finish_reason=reason,
             client_calls=tally.client_calls,
             client_tools=client_tools,
+            logprobs=tally.logprobs,
         )
 
     def _fingerprint(self, answered: bool) -> str | None:

@@ -3,7 +3,8 @@ the events of a streamed answer. Pure values, no I/O; the `ChatModel` port speak
 
 Invariants enforced at construction (an `InvalidRequest` when broken, so a slip from client
 input answers 400, never 500): a message has a known role, only an assistant message carries
-tool calls, a tool message names the call it answers; a request has at least one message; a
+tool calls, a tool message names the call it answers, only a user message carries content
+parts; a request has at least one message; a
 result's finish reason is one the OpenAI wire format allows. Usage is never negative.
 """
 
@@ -46,13 +47,23 @@ class ToolCall:
         return cls(id=wire["id"], name=function["name"], arguments=function["arguments"])
 
 
+MEDIA_PART_TYPES: frozenset[str] = frozenset({"image_url", "input_audio", "file"})
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """One message of a chat. `parts`, when not empty, is the message's content in OpenAI's
+    content-part shape (`{"type": "text", "text"}`, `{"type": "image_url", ...}`,
+    `{"type": "input_audio", ...}`, `{"type": "file", ...}`): what the model is given. `content`
+    then holds the text parts joined, for everything that reads text (titles, the demo model,
+    token counts of the text)."""
+
     role: Role
     content: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None  # for role "tool": the call this message answers
     name: str | None = None  # for role "tool": the tool's name
+    parts: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -63,6 +74,20 @@ class ChatMessage:
             raise InvalidRequest("only assistant messages carry tool calls", param="messages")
         if self.role == "tool" and not self.tool_call_id:
             raise InvalidRequest("a tool message needs tool_call_id", param="messages")
+        if not isinstance(self.parts, tuple):
+            object.__setattr__(self, "parts", tuple(self.parts))
+        if self.parts and self.role != "user":
+            raise InvalidRequest("only user messages carry content parts", param="messages")
+
+    @property
+    def media(self) -> tuple[Mapping[str, Any], ...]:
+        """The parts that are not text: images, audio, files."""
+        return tuple(part for part in self.parts if part.get("type") in MEDIA_PART_TYPES)
+
+    @property
+    def has_content(self) -> bool:
+        """True when the message says something: text or a non-text part."""
+        return bool(self.content) or bool(self.media)
 
     @classmethod
     def system(cls, content: str) -> ChatMessage:
@@ -173,8 +198,16 @@ class TurnOptions:
 PLAIN_TURN = TurnOptions()  # no client tools, nothing forwarded: the native surface's turns
 
 
+LENGTH_FIELDS = ("max_completion_tokens", "max_tokens")  # OpenAI's names for a call's bound
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
+    """One model call. `options` are request fields sent as they are, in OpenAI's spelling
+    (`temperature`, `stop`, `response_format`, a length bound ...); `temperature` and
+    `max_tokens` are the same fields for callers that set only those, and give way to
+    `options` where both say something."""
+
     model: str
     messages: tuple[ChatMessage, ...]
     tools: tuple[ToolSpec, ...] = ()
@@ -182,6 +215,7 @@ class ChatRequest:
     max_tokens: int | None = None
     # None: not sent (the upstream's default, "auto"); else a mode or a function's name.
     tool_choice: ToolChoice | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.messages, tuple):
@@ -190,6 +224,14 @@ class ChatRequest:
             object.__setattr__(self, "tools", tuple(self.tools))
         if not self.messages:
             raise InvalidRequest("a chat request needs at least one message", param="messages")
+
+    @property
+    def length_bound(self) -> int | None:
+        """The most tokens this call may generate, whichever field says so; None: no bound."""
+        for name in LENGTH_FIELDS:
+            if isinstance(self.options.get(name), int):
+                return int(self.options[name])
+        return self.max_tokens
 
     def offers(self, tool_name: str) -> bool:
         """True when a tool named `tool_name` is offered to the model."""
@@ -202,6 +244,7 @@ class ChatResult:
     finish_reason: str  # one of FINISH_REASONS
     usage: Usage
     model: str
+    logprobs: Any | None = None  # the upstream choice's `logprobs` object, as it sent it
 
     def __post_init__(self) -> None:
         if self.finish_reason not in FINISH_REASONS:

@@ -7,7 +7,7 @@ may be taken over, and a sweeper marks such runs failed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -94,6 +94,7 @@ class NewMessage:
     latency_ms: int | None = None
     is_complete: bool = True
     context_dropped: int = 0
+    parts: tuple[Mapping[str, Any], ...] = ()  # see `ChatMessage.parts`
 
     @classmethod
     def of_chat(cls, conversation_id: UUID, message: ChatMessage, now: datetime) -> NewMessage:
@@ -106,6 +107,7 @@ class NewMessage:
             tool_calls=tuple(message.tool_calls),
             tool_call_id=message.tool_call_id,
             name=message.name,
+            parts=message.parts,
         )
 
 
@@ -113,7 +115,8 @@ class NewMessage:
 class Message:
     """A stored message. `is_complete` is false for an answer cut short (client gone, error).
     `context_dropped` counts the earlier messages left out of the context an answer was written
-    in, to fit the model's context budget (0: it saw the whole conversation)."""
+    in, to fit the model's context budget (0: it saw the whole conversation). `parts`: the
+    content parts it was sent with (see `ChatMessage.parts`), else empty."""
 
     id: UUID
     conversation_id: UUID
@@ -130,6 +133,7 @@ class Message:
     latency_ms: int | None = None
     is_complete: bool = True
     context_dropped: int = 0
+    parts: tuple[Mapping[str, Any], ...] = ()
 
     def to_chat(self) -> ChatMessage:
         return ChatMessage(
@@ -138,6 +142,7 @@ class Message:
             tool_calls=self.tool_calls,
             tool_call_id=self.tool_call_id,
             name=self.name,
+            parts=self.parts,
         )
 
 

@@ -108,6 +108,46 @@ def _load(name: str) -> tiktoken.Encoding:
     return encoding
 
 
+# Non-text parts are never counted as text (a base64 image is not read as characters):
+# - an image at `detail: low` costs 85 tokens (OpenAI's formula); at `high` or `auto` the size
+#   decides, which we do not decode, so we take the most GPT-4o's formula can give (85 + 170
+#   per 512-px tile of the image scaled to 2048 x 768: 8 tiles), 1445;
+# - audio: 10 tokens a second (one per 100 ms), its length taken as if it were 128 kbit/s
+#   (16,000 bytes a second: more seconds than a WAV of the same size has, so more tokens);
+# - a file: one token per 32 bytes of it, at least 1,000; a file sent by `file_id` (its size
+#   unknown here), 1,000.
+IMAGE_LOW_TOKENS = 85
+IMAGE_HIGH_TOKENS = 85 + 170 * 8
+AUDIO_BYTES_PER_TOKEN = 1_600
+FILE_BYTES_PER_TOKEN = 32
+FILE_MIN_TOKENS = 1_000
+
+
+def _decoded_size(data: str) -> int:
+    """The size in bytes of base64 `data` (a data URL's payload when it is one)."""
+    if data.startswith("data:"):
+        data = data.partition(",")[2]
+    return len(data.rstrip("=")) * 3 // 4
+
+
+def media_tokens(message: ChatMessage) -> int:
+    """The estimated tokens of `message`'s images, audio and files (see the constants above)."""
+    total = 0
+    for part in message.media:
+        kind = part.get("type")
+        if kind == "image_url":
+            detail = (part.get("image_url") or {}).get("detail", "auto")
+            total += IMAGE_LOW_TOKENS if detail == "low" else IMAGE_HIGH_TOKENS
+        elif kind == "input_audio":
+            size = _decoded_size(str((part.get("input_audio") or {}).get("data", "")))
+            total += -(-size // AUDIO_BYTES_PER_TOKEN)
+        else:
+            data = (part.get("file") or {}).get("file_data")
+            size = _decoded_size(data) if isinstance(data, str) else 0
+            total += max(FILE_MIN_TOKENS, -(-size // FILE_BYTES_PER_TOKEN))
+    return total
+
+
 def _texts(message: ChatMessage) -> tuple[int, list[str]]:
     """The message's framing units (1 + one per tool call) and every text the model reads."""
     texts = [message.content or "", message.name or "", message.tool_call_id or ""]
@@ -135,6 +175,7 @@ class ByteEstimateCounter:
             ESTIMATE_MESSAGE_FRAMING
             + calls * ESTIMATE_CALL_FRAMING
             + sum(len(text.encode(errors="surrogatepass")) for text in texts)
+            + media_tokens(message)
         )
 
     def count_tools(self, tools: Sequence[ToolSpec]) -> int:
@@ -181,7 +222,9 @@ class TiktokenCounter:
 
     def count_message(self, message: ChatMessage) -> int:
         calls, texts = _texts(message)
-        return MESSAGE_FRAMING + calls * CALL_FRAMING + self._remembered(texts)
+        return (
+            MESSAGE_FRAMING + calls * CALL_FRAMING + self._remembered(texts) + media_tokens(message)
+        )
 
     def count_tools(self, tools: Sequence[ToolSpec]) -> int:
         return REQUEST_FRAMING + (self._remembered([_tools_json(tools)]) if tools else 0)

@@ -79,7 +79,7 @@ def _completion(
                 "index": 0,
                 "message": message,
                 "finish_reason": finished.finish_reason,
-                "logprobs": None,
+                "logprobs": finished.logprobs,
             }
         ],
         "usage": usage_dict(finished.usage.prompt_tokens, finished.usage.completion_tokens),
@@ -105,9 +105,13 @@ class _ChunkWriter:
         }
 
     def __call__(
-        self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        logprobs: Any = None,
+        **extra: Any,
     ) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}
         return sse_data({**self._base(), "choices": [choice], "usage": None, **extra})
 
     def usage(self, usage: Usage) -> bytes:
@@ -171,10 +175,13 @@ def _closing_chunks(finished: RunFinished, chunk: _ChunkWriter) -> list[bytes]:
         out.append(chunk({"content": f"\n\n{note}" if finished.final_text else note}))
     for index, call in enumerate(finished.answer().tool_calls):
         out.append(chunk({"tool_calls": [{"index": index, **call.to_openai()}]}))
+    # The final answer's logprobs, whole, on the last choice chunk: clients concatenate the
+    # chunks' `logprobs.content` lists, so the total is the same as the non-streamed one.
     out.append(
         chunk(
             {},
             finished.finish_reason,
+            finished.logprobs,
             conversation_id=str(finished.conversation.id),
             **_pending_extension(finished),
         )
@@ -216,7 +223,7 @@ async def _continue(
             options=options,
         )
     last = messages[-1]
-    if last.role != "user" or not last.content:
+    if last.role != "user" or not last.has_content:
         raise InvalidRequest(
             "the last message must be a non-empty user message or tool results",
             param="messages",
@@ -224,10 +231,11 @@ async def _continue(
     return await service.send(
         principal,
         conversation_id,
-        last.content,
+        last.content or "",
         model=body.model,
         stream=body.stream,
         options=options,
+        parts=last.parts,
     )
 
 

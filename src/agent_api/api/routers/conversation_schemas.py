@@ -96,6 +96,13 @@ class MessageOut(ResponseModel):
     seq: int
     role: str
     content: str | None
+    content_parts: list[dict[str, Any]] | None = Field(
+        None,
+        validation_alias="parts",
+        description="The content parts (text, image_url, input_audio, file) in OpenAI's shape "
+        "when the message was sent with more than text; `content` then holds its text parts "
+        "joined. `null` for a text-only message",
+    )
     tool_calls: list[ToolCallOut] | None
     tool_call_id: str | None
     name: str | None
@@ -109,6 +116,14 @@ class MessageOut(ResponseModel):
         "fit the model's context window (oldest turns first); 0 when it saw them all",
     )
     created_at: datetime
+
+    @field_validator("content_parts", mode="before")
+    @classmethod
+    def _parts(cls, parts: Any) -> Any:
+        """The stored parts as plain objects; a message without parts has `null`."""
+        if isinstance(parts, tuple | list):
+            return [dict(part) for part in parts] or None
+        return parts
 
     @field_validator("tool_calls", mode="before")
     @classmethod

@@ -1,22 +1,24 @@
-"""Wire schemas of the OpenAI-compatible surface (requests are lenient: fields the server does
-not use are accepted and ignored; malformed ones are 400 `invalid_request_error` with `param`).
-Every string the server keeps is checked (see `RequestModel`) and, where its column is bounded,
-bounded here: a tool call id or a name longer than IDENTIFIER_MAX_LENGTH is refused."""
+"""Wire schemas of the OpenAI-compatible surface. A request field is honoured or refused:
+unknown fields and values the agent cannot honour are 400 `invalid_request_error` with `param`
+(`openai_params` says what each Chat Completions field does). Every string the server keeps is
+checked (see `RequestModel`) and, where its column is bounded, bounded here: a tool call id or
+a name longer than IDENTIFIER_MAX_LENGTH is refused."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from agent_api.api.routers.openai_content import parse_content
+from agent_api.api.routers.openai_params import CompletionParams
 from agent_api.api.schemas import IDENTIFIER_MAX_LENGTH, RequestModel
 from agent_api.domain.chat import ChatMessage, ToolCall, ToolSpec, TurnOptions
-from agent_api.domain.conversations import MESSAGE_MAX_LENGTH
 from agent_api.domain.errors import InvalidRequest
 
-MAX_MESSAGES = 1000
 Identifier = Annotated[str, Field(max_length=IDENTIFIER_MAX_LENGTH)]
 FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # OpenAI's rule for function names
 
@@ -34,11 +36,28 @@ class ToolCallIn(RequestModel):
     function: FunctionCallIn
 
 
-class TextPart(RequestModel):
-    model_config = ConfigDict(extra="allow")
+class ContentPart(RequestModel):
+    """An OpenAI content part: `text`; on user messages also `image_url` (https or data:image
+    URL, detail auto|low|high), `input_audio` (base64 wav|mp3), `file` (file_data or file_id,
+    filename). Typed loosely here so that each field's unstorable text is named where it is;
+    the rules are checked by `openai_content`, which also refuses unknown fields."""
 
-    type: str
-    text: str | None = None
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
+        },
+    )
+
+    type: Any = None
+    text: Any = None
+    image_url: Any = None
+    input_audio: Any = None
+    file: Any = None
+
+    def as_sent(self) -> dict[str, Any]:
+        """The part as the client sent it: its given fields and any unknown ones."""
+        return self.model_dump(exclude_unset=True)
 
 
 def _content_kind(value: Any) -> str | None:
@@ -46,10 +65,10 @@ def _content_kind(value: Any) -> str | None:
 
 
 # Tagged, so that an error inside a content part names that part (`content.parts.0.text`)
-# instead of also reporting that the list is not a string.
+# instead of also reporting that the list is not a string. No length caps: OpenAI has none, and
+# the body size and the model's context budget bound what a message can hold.
 Content = Annotated[
-    Annotated[Annotated[str, Field(max_length=MESSAGE_MAX_LENGTH)], Tag("text")]
-    | Annotated[list[TextPart], Tag("parts")],
+    Annotated[str, Tag("text")] | Annotated[list[ContentPart], Tag("parts")],
     Discriminator(
         _content_kind,
         custom_error_type="content_type",
@@ -67,21 +86,9 @@ class MessageIn(RequestModel):
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: Identifier | None = None
 
-    def text(self, index: int) -> str | None:
-        """The content as text. Raises InvalidRequest for non-text parts (images, audio)."""
-        if self.content is None or isinstance(self.content, str):
-            return self.content
-        texts = []
-        for part in self.content:
-            if part.type != "text" or part.text is None:
-                raise InvalidRequest(
-                    f"content part type '{part.type}' is not supported; send text",
-                    param=f"messages[{index}].content",
-                )
-            texts.append(part.text)
-        return "".join(texts)
-
     def to_chat(self, index: int) -> ChatMessage:
+        """The domain message; content parts are checked here (`openai_content`). Raises
+        InvalidRequest naming the offending field (`messages[0].content[1].image_url.url`)."""
         role = "system" if self.role == "developer" else self.role
         if role == "tool" and not self.tool_call_id:
             raise InvalidRequest(
@@ -91,12 +98,20 @@ class MessageIn(RequestModel):
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
             for c in self.tool_calls or ()
         )
+        text: str | None = None
+        parts: tuple[Mapping[str, Any], ...] = ()
+        if isinstance(self.content, list):
+            sent = [part.as_sent() for part in self.content]
+            text, parts = parse_content(sent, role, f"messages[{index}].content")
+        else:
+            text = self.content
         return ChatMessage(
             role=role,
-            content=self.text(index),
+            content=text,
             tool_calls=calls,
             tool_call_id=self.tool_call_id,
             name=self.name,
+            parts=parts,
         )
 
 
@@ -139,17 +154,11 @@ class NamedToolChoice(RequestModel):
     function: NamedFunction
 
 
-class StreamOptions(RequestModel):
-    model_config = ConfigDict(extra="allow")
-
-    include_usage: bool = False
-
-
-class ChatCompletionRequest(RequestModel):
+class ChatCompletionRequest(CompletionParams):
     """The OpenAI body. Extension: `conversation_id` continues a stored conversation."""
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"model": "demo", "messages": [{"role": "user", "content": "What is 1337 * 42?"}]}
@@ -158,44 +167,28 @@ class ChatCompletionRequest(RequestModel):
     )
 
     model: Annotated[str, Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
-    messages: Annotated[list[MessageIn], Field(min_length=1, max_length=MAX_MESSAGES)]
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    messages: Annotated[list[MessageIn], Field(min_length=1)]
     tools: list[ToolIn] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
     conversation_id: UUID | None = Field(
         None, description="Extension: continue this stored conversation"
     )
-
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, n: int | None) -> int | None:
-        if n is not None and n != 1:
-            raise ValueError("only n=1 is supported")
-        return n
 
     def chat_messages(self) -> list[ChatMessage]:
         return [m.to_chat(i) for i, m in enumerate(self.messages)]
 
     def turn_options(self) -> TurnOptions:
-        """The client's tools and tool choice; `parallel_tool_calls` goes to the upstream.
-        Raises InvalidRequest naming the field (a tool of another type, a bad or repeated
-        name); whether a choice names an offered function is checked with the server's tools
-        (`TurnOptions.offer`)."""
+        """What the turn's model calls get: the client's tools and tool choice, the forwarded
+        fields as sent (`parallel_tool_calls` among them), and the run's length budget
+        (`max_completion_tokens`, else `max_tokens`). Raises InvalidRequest naming the field
+        (a tool of another type, a bad or repeated name); whether a choice names an offered
+        function is checked with the server's tools (`TurnOptions.offer`)."""
         choice = self.tool_choice or "auto"
-        upstream: dict[str, Any] = {}
-        if self.parallel_tool_calls is not None:
-            upstream["parallel_tool_calls"] = self.parallel_tool_calls
         return TurnOptions(
             client_tools=tuple(tool.to_spec(i) for i, tool in enumerate(self.tools or ())),
             tool_choice=choice if isinstance(choice, str) else choice.function.name,
-            upstream=upstream,
+            upstream=self.forwarded(),
+            max_completion_tokens=self.max_completion_tokens or self.max_tokens,
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from agent_api.domain.chat import ChatMessage, ToolCall, Usage
 from agent_api.domain.conversations import Conversation, Message, PendingToolCall
@@ -51,9 +52,13 @@ class MessageStored:
 
 @dataclass(frozen=True, slots=True)
 class LLMCallFinished:
+    """One model call done. `finish_reason` is "length" also when the call spent the turn's
+    length budget on tool calls, which are then dropped and end the run."""
+
     model: str
     usage: Usage
     finish_reason: str
+    logprobs: Any | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ class RunFinished:
     finish_reason: str = "stop"
     client_calls: tuple[ToolCall, ...] = ()
     client_tools: bool = False
+    logprobs: Any | None = None  # of the run's last model call, as the upstream sent them
 
     def answer(self) -> ChatMessage:
         """The assistant message the client is shown for this run: the final text, and the

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import anyio
@@ -26,6 +26,7 @@ from agent_api.application.agent.router import SYSTEM_PROMPTS, resolve_agent
 from agent_api.application.agent.state import AgentDeps, AgentState, AgentTools, RunContext
 from agent_api.application.ports import ChatModel
 from agent_api.domain.chat import (
+    LENGTH_FIELDS,
     ChatMessage,
     ChatRequest,
     ChatResult,
@@ -33,6 +34,7 @@ from agent_api.domain.chat import (
     TextDelta,
     ToolCall,
     ToolSpec,
+    TurnOptions,
     Usage,
 )
 from agent_api.domain.conversations import AgentType
@@ -62,30 +64,64 @@ async def think(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]
         system.append(ChatMessage(role="system", content=ITERATION_LIMIT_NOTE))
     offered, choice = _offer(ctx, state)
     history, dropped = await _fit(deps.context_window, ctx.model, system, state["history"], offered)
+    spent = state.get("completion_tokens", 0)
     request = ChatRequest(
-        model=ctx.model, messages=(*system, *history), tools=offered, tool_choice=choice
+        model=ctx.model,
+        messages=(*system, *history),
+        tools=offered,
+        tool_choice=choice,
+        options=call_options(ctx.options, spent),
     )
-    started = time.perf_counter()
-    if ctx.stream:
-        result = await _stream_answer(deps.chat_model, request, ctx, write, dropped)
-    else:
-        result = await deps.chat_model.complete(request)
-    latency_ms = int((time.perf_counter() - started) * 1000)
+    result, latency_ms = await _call_model(deps.chat_model, request, ctx, write, dropped)
+    spent += result.usage.completion_tokens
+    # A tool round the budget cannot follow with an answer ends the run here, its calls
+    # (likely cut short) not stored: the history never holds a call without its result.
+    out_of_budget = bool(result.message.tool_calls) and budget_spent(ctx.options, spent)
     # Tools switched off (the iteration limit, or the client's "none"): a call is not run. A
     # call of a tool that simply is not offered (one the credential may not use) goes to `act`,
     # which answers it with an error the model can read.
-    switched_off = tools_off or ctx.options.tool_choice == "none"
+    switched_off = tools_off or ctx.options.tool_choice == "none" or out_of_budget
     calls = () if switched_off else result.message.tool_calls
     stored = await ctx.recorder.assistant(result, calls, latency_ms, context_dropped=dropped)
-    finished = LLMCallFinished(result.model, result.usage, result.finish_reason)
-    write(finished)
+    reason = "length" if out_of_budget else result.finish_reason
+    write(LLMCallFinished(result.model, result.usage, reason, result.logprobs))
     write(MessageStored(stored))
     # The calls as stored: what the model wrote is made storable there (an over-long id is
     # cut), and the results must answer the ids the history and the client see.
     calls = stored.tool_calls
     for call in calls:
         write(ToolCallRequested(call))
-    return {"history": [*state["history"], stored.to_chat()], "pending": list(calls)}
+    return {
+        "history": [*state["history"], stored.to_chat()],
+        "pending": list(calls),
+        "completion_tokens": spent,
+    }
+
+
+async def _call_model(
+    chat_model: ChatModel, request: ChatRequest, ctx: RunContext, write: Any, dropped: int
+) -> tuple[ChatResult, int]:
+    """The model's answer (streamed to the client when the run streams) and its latency."""
+    started = time.perf_counter()
+    if ctx.stream:
+        result = await _stream_answer(chat_model, request, ctx, write, dropped)
+    else:
+        result = await chat_model.complete(request)
+    return result, int((time.perf_counter() - started) * 1000)
+
+
+def call_options(options: TurnOptions, spent: int) -> Mapping[str, Any]:
+    """The fields a model call of the turn sends: the client's, with its length bound (in
+    the field name the client used) lowered to what `spent` tokens leave of the turn's."""
+    if options.max_completion_tokens is None:
+        return options.upstream
+    name = next((f for f in LENGTH_FIELDS if f in options.upstream), "max_tokens")
+    return {**options.upstream, name: max(1, options.max_completion_tokens - spent)}
+
+
+def budget_spent(options: TurnOptions, spent: int) -> bool:
+    """True when the turn's completion tokens are used up (never without a budget)."""
+    return options.max_completion_tokens is not None and spent >= options.max_completion_tokens
 
 
 async def act(deps: AgentDeps, state: AgentState, runtime: Runtime[RunContext]) -> AgentState:

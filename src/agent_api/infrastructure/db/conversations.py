@@ -91,6 +91,7 @@ def _message(row: Any) -> Message:
         role=row.role,
         created_at=row.created_at,
         content=row.content,
+        parts=tuple(row.content_parts or ()),
         tool_calls=calls,
         tool_call_id=row.tool_call_id,
         name=row.name,
@@ -152,6 +153,7 @@ def _message_row(m: NewMessage, seq: int) -> dict[str, Any]:
         "seq": seq,
         "role": m.role,
         "content": storable(m.content),
+        "content_parts": [storable(dict(part)) for part in m.parts] or None,
         "name": fit(m.name, _NAME_LENGTH),
         "tool_calls": _wire_calls(m.tool_calls),
         "tool_call_id": fit(m.tool_call_id, _CALL_ID_LENGTH),
@@ -501,7 +503,7 @@ class SqlConversationRepository:
     async def chat_history(self, conversation_id: UUID) -> list[ChatMessage]:
         m = messages.c
         query = (
-            select(m.role, m.content, m.tool_calls, m.tool_call_id, m.name)
+            select(m.role, m.content, m.content_parts, m.tool_calls, m.tool_call_id, m.name)
             .where(m.conversation_id == conversation_id)
             .order_by(m.seq)
         )
@@ -514,6 +516,7 @@ class SqlConversationRepository:
                 tool_calls=tuple(ToolCall.from_openai(c) for c in row.tool_calls or ()),
                 tool_call_id=row.tool_call_id,
                 name=row.name,
+                parts=tuple(row.content_parts or ()),
             )
             for row in rows
         ]

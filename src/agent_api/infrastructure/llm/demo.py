@@ -7,10 +7,17 @@ Good enough to show the whole agent loop without a key. Given the last message:
   calls `calculator({"expression": "1337 * 42"})`;
 - tool results: answers from them ("1337 * 42 = 56154.", a short list of search results), and
   acknowledges a tool error or a rejection in words;
-- anything else: echoes it, with a hint of what it can do.
-The same request always gives the same answer (tool call ids included). `max_tokens` cuts the
-answer at that many words (finish reason `length`). Usage counts words. Streams word by word,
-tool calls as spec-shaped fragments, then the StreamEnd; it never raises.
+- anything else: echoes it, with a hint of what it can do. A message with content parts is
+  answered by its text; the images, audio and files beside it are only counted ("with 1
+  image").
+The same request always gives the same answer (tool call ids included). Usage counts words.
+Streams word by word, tool calls as spec-shaped fragments, then the StreamEnd; it never raises.
+
+Request options it honours: `max_completion_tokens` / `max_tokens` cut the answer at that many
+words (finish reason `length`); `stop` ends it before the first stop sequence; `logprobs` gives
+each word a log probability of 0 (the demo is certain), `top_logprobs` lists that one choice;
+`seed` holds trivially (every answer is deterministic). Every other option (sampling,
+penalties, `response_format` ...) is accepted and changes nothing: it is not a real model.
 """
 
 from __future__ import annotations
@@ -71,7 +78,7 @@ def answer(request: ChatRequest) -> ChatResult:
     elif last.role == "user":
         said = (last.content or "").strip()
         call = _tool_call_for(request, said)
-        text = "" if call else _echo(request, said)
+        text = "" if call else _echo(request, said) + _attachments(last)
     else:
         text = "How can I help?"
     if call is not None:
@@ -79,10 +86,11 @@ def answer(request: ChatRequest) -> ChatResult:
         reason = "tool_calls"
         completion = _words(call.arguments) + 1
     else:
-        text, reason = _limit(text, request.max_tokens)
+        text, reason = _limit(_stop(text, request.options.get("stop")), request.length_bound)
         message = ChatMessage.assistant(text)
         completion = _words(text)
-    return ChatResult(message, reason, Usage(_prompt_tokens(request), completion), MODEL_ID)
+    usage = Usage(_prompt_tokens(request), completion)
+    return ChatResult(message, reason, usage, MODEL_ID, _logprobs(request, message.content))
 
 
 def fragments(result: ChatResult) -> Iterator[TextDelta | ToolCallDelta]:
@@ -130,6 +138,21 @@ def _call(request: ChatRequest, name: str, arguments: dict[str, Any]) -> ToolCal
     encoded = json.dumps(arguments)
     seed = f"{len(request.messages)}|{name}|{encoded}".encode()
     return ToolCall(f"call_{hashlib.sha256(seed).hexdigest()[:24]}", name, encoded)
+
+
+_MEDIA_NAMES = {"image_url": "image", "input_audio": "audio clip", "file": "file"}
+
+
+def _attachments(message: ChatMessage) -> str:
+    """The note `" (with 2 images and 1 file)"` for a message with such parts, else `""`."""
+    counts: dict[str, int] = {}
+    for part in message.media:
+        name = _MEDIA_NAMES[str(part["type"])]
+        counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return ""
+    said = [f"{n} {name}{'s' if n > 1 else ''}" for name, n in counts.items()]
+    return f" (with {' and '.join(said)})"
 
 
 def _echo(request: ChatRequest, said: str) -> str:
@@ -209,6 +232,25 @@ def _limit(text: str, max_tokens: int | None) -> tuple[str, str]:
     if max_tokens is None or len(words) <= max_tokens:
         return text, "stop"
     return " ".join(words[:max_tokens]), "length"
+
+
+def _stop(text: str, stop: Any) -> str:
+    """`text` up to the first of the stop sequences (a string or a list of them)."""
+    sequences = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    cuts = [text.find(seq) for seq in sequences if isinstance(seq, str) and seq in text]
+    return text[: min(cuts)] if cuts else text
+
+
+def _logprobs(request: ChatRequest, content: str | None) -> dict[str, Any] | None:
+    """OpenAI's choice `logprobs` for `content`, one token per streamed word, when asked."""
+    if not request.options.get("logprobs") or not content:
+        return None
+    top = request.options.get("top_logprobs") or 0
+    tokens = []
+    for word in re.findall(r"\s*\S+|\s+$", content):
+        choice = {"token": word, "logprob": 0.0, "bytes": list(word.encode())}
+        tokens.append({**choice, "top_logprobs": [choice] if top else []})
+    return {"content": tokens, "refusal": None}
 
 
 def _words(text: str | None) -> int:

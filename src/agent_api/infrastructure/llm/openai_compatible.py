@@ -14,8 +14,9 @@ Contract:
   short by the overall limit raises the error that caused the retry); `InvalidRequest`
   (400) when the upstream refuses the request itself with 400/413/422 (e.g. a conversation
   too long for the model); `UpstreamFailed` (502) for everything else. Messages are ours and
-  generic: the upstream's body is never repeated (it is logged, truncated, at warning level;
-  the API key never is).
+  generic: the upstream's body is not repeated (it is logged, truncated, at warning level;
+  the API key never is), except the message of a 400 that names the refused `param` (a
+  forwarded field the model does not take), passed on with that param.
 - Cancellation: closing the stream (`aclose`, or cancelling the consuming task) closes the
   upstream connection at once, which is how the upstream learns to stop generating.
 """

@@ -17,6 +17,7 @@ from typing import Any
 
 from agent_api.domain.chat import (
     FINISH_REASONS,
+    LENGTH_FIELDS,
     TOOL_CHOICE_MODES,
     ChatMessage,
     ChatRequest,
@@ -30,6 +31,7 @@ from agent_api.domain.chat import (
 from agent_api.domain.errors import UpstreamFailed
 
 INVALID_ANSWER = "the language model upstream sent an answer that could not be read"
+_OWNED_FIELDS = frozenset({"model", "messages", "tools", "tool_choice", "stream", "stream_options"})
 
 
 def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
@@ -43,9 +45,14 @@ def request_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
     if request.temperature is not None:
         body["temperature"] = request.temperature
-    if request.max_tokens is not None:
+    if request.max_tokens is not None and not any(f in request.options for f in LENGTH_FIELDS):
         # `max_tokens` rather than `max_completion_tokens`: every compatible server knows it.
         body["max_tokens"] = request.max_tokens
+    # The client's fields, in the spelling it used (`max_completion_tokens` for o-series
+    # upstreams that refuse `max_tokens`); what this adapter owns is never overridden.
+    body.update((k, v) for k, v in request.options.items() if k not in _OWNED_FIELDS)
+    if not request.tools:  # OpenAI refuses it on a call that offers no tools
+        body.pop("parallel_tool_calls", None)
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -71,6 +78,8 @@ def tool_choice_to_wire(choice: str) -> Any:
 
 
 def message_to_wire(message: ChatMessage) -> dict[str, Any]:
+    """The message in OpenAI's request shape. A message with content parts sends them as its
+    `content`, exactly as the client sent them (text, images, audio, files)."""
     if message.role == "tool":
         return {
             "role": "tool",
@@ -78,7 +87,9 @@ def message_to_wire(message: ChatMessage) -> dict[str, Any]:
             "content": message.content or "",
         }
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.role != "assistant" and message.content is None:
+    if message.parts:
+        wire["content"] = [dict(part) for part in message.parts]
+    elif message.role != "assistant" and message.content is None:
         wire["content"] = ""
     if message.tool_calls:
         wire["tool_calls"] = [call.to_openai() for call in message.tool_calls]
@@ -137,6 +148,7 @@ def parse_completion(body: Any, *, requested_model: str) -> ChatResult:
         finish_reason=finish_reason(choice.get("finish_reason"), has_tool_calls=bool(calls)),
         usage=parse_usage(body.get("usage")) or Usage(),
         model=str(body.get("model") or requested_model),
+        logprobs=choice.get("logprobs") or None,
     )
 
 
@@ -166,6 +178,7 @@ class ChunkAssembler:
         self._by_upstream_index: dict[int, _Call] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self._logprobs: dict[str, list[Any]] = {}  # "content"/"refusal" -> tokens, in order
 
     def feed(self, chunk: Any) -> list[TextDelta | ToolCallDelta]:
         if not isinstance(chunk, dict):
@@ -186,9 +199,19 @@ class ChunkAssembler:
                 events.append(TextDelta(text))
             for position, fragment in enumerate(delta.get("tool_calls") or ()):
                 events.extend(self._tool_fragment(position, fragment))
+            self._add_logprobs(choice.get("logprobs"))
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
         return events
+
+    def _add_logprobs(self, logprobs: Any) -> None:
+        """Each chunk's `logprobs.content` (and `.refusal`) continues the answer's lists."""
+        if not isinstance(logprobs, dict):
+            return
+        for key in ("content", "refusal"):
+            tokens = logprobs.get(key)
+            if isinstance(tokens, list):
+                self._logprobs.setdefault(key, []).extend(tokens)
 
     def _tool_fragment(self, position: int, fragment: Any) -> list[ToolCallDelta]:
         if not isinstance(fragment, dict):
@@ -231,4 +254,7 @@ class ChunkAssembler:
             finish_reason=finish_reason(self.finish_reason, has_tool_calls=bool(calls)),
             usage=self.usage or Usage(),
             model=self._model,
+            logprobs={"content": None, "refusal": None, **self._logprobs}
+            if self._logprobs
+            else None,
         )

@@ -2,11 +2,13 @@
 upstream asks us to wait, and which of our errors each failure becomes.
 
 Our messages are generic on purpose: an upstream's body can hold internals (stack traces,
-account names, parts of keys), so it is logged by the adapter and never repeated here.
+account names, parts of keys), so it is logged by the adapter and not repeated here; the one
+exception is a request refused as invalid, whose message is about the client's own fields.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from email.utils import parsedate_to_datetime
 
@@ -22,6 +24,7 @@ CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 # Library errors meaning "the network or the peer failed" (httpx-aiohttp does not map all
 # of aiohttp's errors to httpx's).
 NETWORK_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError)
+UPSTREAM_MESSAGE_CHARS = 300  # of a refused request's message, passed on to the client
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -49,11 +52,14 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
 
 
 def error_for_status(status: int, body: str, model: str) -> AppError:
-    """Our error for an upstream's non-2xx answer (`body` only chooses among our messages)."""
+    """Our error for an upstream's non-2xx answer. `body` only chooses among our messages,
+    except for a request the upstream refuses as invalid (400/413/422) naming the field: its
+    OpenAI-shaped `error.message` and `error.param` are about the client's own request fields
+    and pass on (clipped), so a forwarded parameter the model does not take is named."""
     if status in CLIENT_FAULT_STATUSES:
         if "context_length" in body or "maximum context" in body:
             return InvalidRequest("the conversation is too long for the model", param="messages")
-        return InvalidRequest("the language model refused the request as invalid")
+        return _refused_request(body)
     if status in (401, 403):
         return UpstreamFailed("the language model upstream refused our credentials")
     if status == 404:
@@ -63,3 +69,23 @@ def error_for_status(status: int, body: str, model: str) -> AppError:
     if status in (408, 504):
         return UpstreamTimeout()
     return UpstreamFailed(f"the language model upstream failed (status {status})")
+
+
+def _refused_request(body: str) -> InvalidRequest:
+    """The upstream's words only when it names the request field it refuses (OpenAI's
+    `unsupported_parameter`, `invalid_value` ...): such a message is about the client's own
+    fields. Without a `param` it could be anything, and stays ours."""
+    generic = InvalidRequest("the language model refused the request as invalid")
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return generic
+    if not isinstance(error, dict):
+        return generic
+    message, param = error.get("message"), error.get("param")
+    if not (isinstance(message, str) and message.strip() and isinstance(param, str) and param):
+        return generic
+    return InvalidRequest(
+        f"the language model refused the request: {message.strip()[:UPSTREAM_MESSAGE_CHARS]}",
+        param=param[:UPSTREAM_MESSAGE_CHARS],
+    )
