@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from agent_api.infrastructure.run_slots import RedisRunSlots
-from tests.api.test_run_caps import GatedChatModel, chat, keys_for
+from tests.api.test_run_caps import GatedChatModel, chat, keys_for, numbered
 from tests.conftest import bearer, make_settings, running_app
 from tests.unit.fakes import FakeHasher
 
@@ -92,12 +92,14 @@ async def test_the_cap_holds_across_two_app_instances(
         await first_model.held(1)
         async with asyncio.timeout(10):
             refused = await second.post(
-                "/v1/chat/completions", json=chat(stream=False), headers=headers
+                "/v1/chat/completions", json=numbered(chat(stream=False), 2), headers=headers
             )
         first_model.gate.set()
         second_model.gate.set()
         assert (await running).status_code == 200
-        after = await second.post("/v1/chat/completions", json=chat(stream=False), headers=headers)
+        after = await second.post(
+            "/v1/chat/completions", json=numbered(chat(stream=False), 3), headers=headers
+        )
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
     assert after.status_code == 200, after.text
